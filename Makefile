@@ -32,13 +32,15 @@ $(STAMPS)/dev: pyproject.toml | $(BIN)/python
 runtime: $(STAMPS)/runtime
 dev: $(STAMPS)/dev system-deps
 
-# Debian packages the tests use: libusb for pyrealsense2, docker-compose to validate the
+# Debian packages the tests use: libusb for pyrealsense2, chromium for the preview-page test,
+# docker-compose to validate the
 # compose file statically. Installed when running as root; otherwise say what is missing.
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	  missing=""; \
 	  dpkg -s libusb-1.0-0 >/dev/null 2>&1 || missing="$$missing libusb-1.0-0"; \
 	  command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	  command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing Debian packages:$$missing"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
