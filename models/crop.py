@@ -15,16 +15,19 @@ import cv2
 import numpy as np
 
 #: ArcFace-style 5-point template on a 112×112 grid, as fractions of the side.
-_TEMPLATE_112 = np.array(
-    [
-        [38.2946, 51.6963],
-        [73.5318, 51.5014],
-        [56.0252, 71.7366],
-        [41.5493, 92.3655],
-        [70.7299, 92.2041],
-    ],
-    dtype=np.float64,
-) / 112.0
+_TEMPLATE_112 = (
+    np.array(
+        [
+            [38.2946, 51.6963],
+            [73.5318, 51.5014],
+            [56.0252, 71.7366],
+            [41.5493, 92.3655],
+            [70.7299, 92.2041],
+        ],
+        dtype=np.float64,
+    )
+    / 112.0
+)
 
 #: Fraction of the tight template the face keeps; the rest of the crop is context.
 FACE_SCALE = 0.72
@@ -61,9 +64,13 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return M
 
 
-def alignment_matrix(landmarks: np.ndarray, size: int, face_scale: float = FACE_SCALE) -> np.ndarray:
+def alignment_matrix(
+    landmarks: np.ndarray, size: int, face_scale: float = FACE_SCALE
+) -> np.ndarray:
     """2×3 matrix that maps frame pixels to the ``size``×``size`` crop."""
-    return similarity_transform(np.asarray(landmarks, dtype=np.float64).reshape(5, 2), template(size, face_scale))
+    return similarity_transform(
+        np.asarray(landmarks, dtype=np.float64).reshape(5, 2), template(size, face_scale)
+    )
 
 
 def warp(image: np.ndarray, M: np.ndarray, size: int, *, nearest: bool = False) -> np.ndarray:

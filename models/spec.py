@@ -170,9 +170,7 @@ class ModelSpec(BaseModel):
                 f"model has no FlexLive metadata (no '{META_PREFIX}*' keys); "
                 "export it with `liveness export`"
             )
-        required = [
-            n for n, f in cls.model_fields.items() if f.is_required() and n not in fields
-        ]
+        required = [n for n, f in cls.model_fields.items() if f.is_required() and n not in fields]
         if required:
             raise ModelSpecError(
                 "model metadata is missing " + ", ".join(META_PREFIX + r for r in required)

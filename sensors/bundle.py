@@ -61,11 +61,9 @@ class FrameBundle:
         """Check dtypes, shapes and registration; raise :class:`BundleError` naming the field."""
         if not self.present:
             raise BundleError("bundle", "empty bundle: send at least one of rgb, depth, ir")
-        if self.rgb is not None:
-            if self.rgb.dtype != np.uint8 or self.rgb.ndim != 3 or self.rgb.shape[2] != 3:
-                raise BundleError(
-                    "rgb", f"expected uint8 H×W×3, got {self.rgb.dtype} {self.rgb.shape}"
-                )
+        rgb = self.rgb
+        if rgb is not None and (rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3):
+            raise BundleError("rgb", f"expected uint8 H×W×3, got {rgb.dtype} {rgb.shape}")
         if self.depth is not None and (self.depth.dtype != np.uint16 or self.depth.ndim != 2):
             raise BundleError(
                 "depth", f"expected uint16 H×W, got {self.depth.dtype} {self.depth.shape}"
@@ -73,7 +71,9 @@ class FrameBundle:
         if self.ir is not None and (
             self.ir.dtype not in (np.uint8, np.uint16) or self.ir.ndim != 2
         ):
-            raise BundleError("ir", f"expected uint8/uint16 H×W, got {self.ir.dtype} {self.ir.shape}")
+            raise BundleError(
+                "ir", f"expected uint8/uint16 H×W, got {self.ir.dtype} {self.ir.shape}"
+            )
         if not (self.depth_scale > 0 and np.isfinite(self.depth_scale)):
             raise BundleError("depth_scale", f"must be a positive number, got {self.depth_scale}")
         ref_name = self.present[0]

@@ -47,7 +47,8 @@ class LazyGroup(click.Group):
             @click.command(cmd_name, help=SUBCOMMANDS[cmd_name][1])
             def _unavailable() -> None:
                 raise click.ClickException(
-                    f"'liveness {cmd_name}' is unavailable: module '{missing}' is not installed.{hint}"
+                    f"'liveness {cmd_name}' is unavailable: module '{missing}' is not "
+                    f"installed.{hint}"
                 )
 
             return _unavailable

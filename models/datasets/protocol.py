@@ -61,7 +61,9 @@ def read_protocol(list_path: str | Path) -> list[ProtocolEntry]:
             )
         rgb, depth, ir, label_s = parts
         if label_s not in {"0", "1"}:
-            raise ProtocolError(f"{path}:{n}: label must be 0 (attack) or 1 (bona fide), got {label_s!r}")
+            raise ProtocolError(
+                f"{path}:{n}: label must be 0 (attack) or 1 (bona fide), got {label_s!r}"
+            )
         label = int(label_s)
         sp = species.get(rgb, BONA_FIDE if label == 1 else "attack")
         entries.append(ProtocolEntry(rgb, depth, ir, label, sp))

@@ -1,0 +1,54 @@
+"""The crop convention: one similarity transform for every modality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.crop import (
+    alignment_matrix,
+    crop_modalities,
+    similarity_transform,
+    template,
+    transform_points,
+)
+
+
+def test_similarity_recovers_known_transform() -> None:
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 100, (5, 2))
+    ang, scale, t = np.deg2rad(17.0), 1.7, np.array([12.0, -4.0])
+    R = scale * np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+    dst = src @ R.T + t
+    M = similarity_transform(src, dst)
+    np.testing.assert_allclose(M[:, :2], R, atol=1e-9)
+    np.testing.assert_allclose(M[:, 2], t, atol=1e-9)
+
+
+def test_landmarks_land_on_template() -> None:
+    lm = template(112) * 3.0 + np.array([200.0, 80.0])  # a face 3× larger, shifted
+    M = alignment_matrix(lm, 112)
+    np.testing.assert_allclose(transform_points(lm, M), template(112), atol=1e-6)
+
+
+def test_modalities_stay_registered_and_depth_is_not_blended() -> None:
+    H, W = 240, 320
+    yy, xx = np.mgrid[0:H, 0:W]
+    rgb = np.zeros((H, W, 3), np.uint8)
+    rgb[..., 0] = (xx % 256).astype(np.uint8)
+    depth = np.where(xx < 160, 500, 900).astype(np.uint16)  # a sharp depth edge
+    ir = (yy % 256).astype(np.uint8)
+    lm = template(112) * 1.3 + np.array([100.0, 40.0])
+    r, d, i, M = crop_modalities(lm, 112, rgb=rgb, depth=depth, ir=ir)
+    assert r is not None and d is not None and i is not None
+    assert r.shape == (112, 112, 3) and d.shape == (112, 112) and i.shape == (112, 112)
+    assert set(np.unique(d)) <= {0, 500, 900}  # nearest neighbour: no blended depths
+    # The depth edge in the crop sits where x=160 maps to.
+    inv = np.linalg.inv(np.vstack([M, [0, 0, 1]]))[:2]
+    cx = transform_points(np.array([[56.0, 56.0]]), inv)[0, 0]
+    assert (d[56, 56] == 500) == (cx < 160)
+
+
+def test_bad_points_refused() -> None:
+    with pytest.raises(ValueError):
+        similarity_transform(np.zeros((5, 2)), np.zeros((4, 2)))
