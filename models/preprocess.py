@@ -45,7 +45,15 @@ class FaceCrops:
 
     def without(self, *modalities: str) -> FaceCrops:
         """A copy with the given modalities removed (modality dropout, health checks)."""
-        return replace(self, **{m: None for m in modalities})
+        unknown = set(modalities) - set(MODALITIES)
+        if unknown:
+            raise ValueError(f"unknown modality {sorted(unknown)}")
+        return replace(
+            self,
+            rgb=None if "rgb" in modalities else self.rgb,
+            depth=None if "depth" in modalities else self.depth,
+            ir=None if "ir" in modalities else self.ir,
+        )
 
 
 def rgb_to_unit(rgb: np.ndarray) -> np.ndarray:
