@@ -1,0 +1,90 @@
+"""Static validation of the container path (there is no Docker engine here)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _hadolint() -> str:
+    exe = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(exe).exists():
+        pytest.fail("hadolint not installed: it is a dev dependency (pip install '.[dev]')")
+    return exe
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    proc = subprocess.run(
+        [_hadolint(), "--failure-threshold", "warning", str(ROOT / "Dockerfile")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_dockerfile_runs_as_non_root_with_healthcheck_and_pip_install() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    users = [ln.split()[1] for ln in text.splitlines() if ln.startswith("USER ")]
+    assert users and users[-1] not in {"root", "0"}
+    assert "HEALTHCHECK" in text and "/readyz" in text
+    assert "pip install --no-cache-dir ." in text  # the install path CI exercises
+
+
+@pytest.mark.skipif(
+    shutil.which("docker-compose") is None,
+    reason="docker-compose (Debian package) not installed; `make test` installs it as root",
+)
+def test_compose_file_is_valid() -> None:
+    proc = subprocess.run(
+        ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    config = yaml.safe_load(proc.stdout)
+    svc = config["services"]["liveness"]
+    assert any("8000" in str(p) for p in svc["ports"])
+
+
+def test_compose_mounts_existing_deploy_files() -> None:
+    config = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for service in config["services"].values():
+        for volume in service.get("volumes", []):
+            host = volume.split(":")[0]
+            assert (ROOT / host).exists(), f"compose mounts missing file {host}"
+    prom = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    targets = prom["scrape_configs"][0]["static_configs"][0]["targets"]
+    assert targets == ["liveness:8000"]
+
+
+def test_wheel_ships_bundled_model_and_detector(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    wheel = next(tmp_path.glob("flexlive-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "models/default/flexlive-lite.onnx" in names
+    assert any(n.startswith("models/face_detector/") and n.endswith(".onnx") for n in names)
+    assert not any(n.startswith("tests/") for n in names)
