@@ -70,3 +70,7 @@ class FaceStageResult:
     modalities_used: tuple[str, ...]
     health: dict[str, ModalityHealth]
     reasons: list[Reason] = field(default_factory=list)  # frame-level, e.g. NO_FACE
+    #: Wall time per step in milliseconds (health, detect, align, quality).
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    #: Which detector produced the faces ("mtcnn", "mtcnn-ir", "depth", "cropped").
+    detector: str = ""

@@ -1,0 +1,135 @@
+"""Depth-assisted face detector: the face is the nearest head-sized blob.
+
+Used for depth-only / IR+depth input, or when the CNN finds nothing on RGB-D input. A
+pinhole camera (``fx`` from the bundle's intrinsics, the configuration, or a ~69°
+horizontal field of view) gives the expected head size in pixels at the blob's distance;
+the nose tip is the nearest point of the head, and the five landmarks are a metric face
+template projected around it. Landmarks are coarse; the crop is still the one similarity
+transform of models.crop.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import cv2
+import numpy as np
+
+from service.face.config import FaceStageConfig
+from service.face.detectors.base import sort_and_limit
+from service.face.types import Detection
+
+log = logging.getLogger(__name__)
+
+#: Head width and height (metres) of an adult, for the expected blob size.
+HEAD_WIDTH_M = 0.16
+HEAD_HEIGHT_M = 0.23
+#: Depth slab (metres) behind the nearest surface that still counts as the same head layer.
+HEAD_LAYER_M = 0.30
+#: Face landmarks (mm) relative to the nose tip, image x right / y down: left eye, right
+#: eye, nose, mouth left, mouth right (proportions of the crop template, 64 mm eye distance).
+FACE_TEMPLATE_MM = np.array(
+    [[-32.0, -36.0], [32.0, -36.0], [0.0, 0.0], [-26.5, 38.0], [26.5, 38.0]], dtype=np.float64
+)
+#: Default horizontal field of view when no focal length is known (RealSense D4xx depth).
+DEFAULT_HFOV_DEG = 69.0
+_STEP = 4  # work on a 1/4 resolution depth map: a head is still > 10 px there
+
+
+class DepthHeadDetector:
+    """Nearest head-sized blob(s) in a depth map."""
+
+    name = "depth"
+
+    def __init__(self, config: FaceStageConfig) -> None:
+        self.config = config
+
+    def _fx(self, width: int, fx: float | None) -> float:
+        if fx is not None and fx > 0:
+            return float(fx)
+        if self.config.depth_fx_px > 0:
+            return float(self.config.depth_fx_px)
+        return (width / 2.0) / math.tan(math.radians(DEFAULT_HFOV_DEG / 2.0))
+
+    def detect_depth(
+        self,
+        depth: np.ndarray,
+        depth_scale: float,
+        *,
+        fx: float | None = None,
+        max_faces: int | None = None,
+    ) -> list[Detection]:
+        """Head-sized blobs within :data:`HEAD_LAYER_M` of the nearest surface."""
+        cfg = self.config
+        H, W = depth.shape
+        f = self._fx(W, fx)
+        small = depth[::_STEP, ::_STEP].astype(np.float32) * np.float32(depth_scale)
+        valid = (small >= cfg.depth_min_m) & (small <= cfg.depth_max_m)
+        if not valid.any():
+            return []
+        z_near = float(np.percentile(small[valid], 1))
+        near = (valid & (small <= z_near + HEAD_LAYER_M)).astype(np.uint8)
+        layer = cv2.morphologyEx(near, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(layer, connectivity=8)
+        dets: list[Detection] = []
+        for i in range(1, n):
+            x, y, w, h, area = (int(v) for v in stats[i])
+            comp = labels == i
+            z = float(np.median(small[comp]))
+            head_w = f * HEAD_WIDTH_M / z / _STEP
+            head_h = f * HEAD_HEIGHT_M / z / _STEP
+            if area < 0.3 * head_w * head_h or w < 0.5 * head_w:
+                continue
+            det = self._head(small, comp, y, head_w, head_h, z, f)
+            if det is not None:
+                dets.append(det)
+        return sort_and_limit(dets, max_faces)
+
+    def _head(
+        self,
+        small: np.ndarray,
+        comp: np.ndarray,
+        top: int,
+        head_w: float,
+        head_h: float,
+        z: float,
+        f: float,
+    ) -> Detection | None:
+        """Head box from the top of a blob; nose tip = nearest point of its face region."""
+        y1 = top
+        y2 = min(comp.shape[0], int(round(top + head_h)))
+        band = comp[y1:y2]
+        cols = np.nonzero(band.any(axis=0))[0]
+        if cols.size == 0:
+            return None
+        xs = np.nonzero(band)[1]
+        cx = float(np.median(xs))
+        band_w = float(cols[-1] - cols[0] + 1)
+        # How well the top of the blob matches a head's width at this distance.
+        fit = min(band_w, head_w) / max(band_w, head_w)
+        if fit < 0.35:
+            return None
+        # Nose tip: nearest valid point in the middle of the expected face.
+        fy1, fy2 = int(y1 + 0.35 * head_h), int(y1 + 0.8 * head_h)
+        fx1, fx2 = int(cx - 0.25 * head_w), int(cx + 0.25 * head_w) + 1
+        region = np.where(comp, small, np.inf)[max(fy1, 0) : fy2, max(fx1, 0) : fx2]
+        if region.size and np.isfinite(region).any():
+            ny, nx = np.unravel_index(int(np.argmin(region)), region.shape)
+            nose = np.array([max(fx1, 0) + nx, max(fy1, 0) + ny], dtype=np.float64)
+            z_nose = float(region[ny, nx])
+        else:
+            nose = np.array([cx, y1 + 0.6 * head_h])
+            z_nose = z
+        nose_full = (nose + 0.5) * _STEP
+        landmarks = nose_full + FACE_TEMPLATE_MM * (f / (z_nose * 1000.0))
+        box = np.array(
+            [
+                (cx - head_w / 2) * _STEP,
+                y1 * _STEP,
+                (cx + head_w / 2) * _STEP,
+                (y1 + head_h) * _STEP,
+            ],
+            dtype=np.float64,
+        )
+        return Detection(box=box, landmarks=landmarks, confidence=float(fit))

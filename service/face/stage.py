@@ -1,0 +1,227 @@
+"""The face stage: FrameBundle → aligned, quality-checked multi-modal face crops.
+
+Full frame (:meth:`FaceStage.process`)::
+
+    modality health → detect (CNN on RGB, on IR when RGB is unusable, or the
+    depth-assisted path) → one similarity transform per face from its 5 landmarks
+    (models.crop) applied to every usable modality → quality checks → FaceCandidates
+
+Already aligned crop (:meth:`FaceStage.process_cropped`): health, resize every usable
+modality to the model's input size (nearest for depth), one candidate covering the image.
+Never imports torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from models.crop import crop_modalities, template
+from models.preprocess import FaceCrops
+from sensors.bundle import FrameBundle
+from service.face import health as health_mod
+from service.face.config import FaceStageConfig
+from service.face.quality import assess_face
+from service.face.types import Detection, FaceCandidate, FaceStageResult, ModalityHealth, Reason
+
+if TYPE_CHECKING:
+    from service.face.detectors.base import FaceDetector
+    from service.face.detectors.depth import DepthHeadDetector
+
+log = logging.getLogger(__name__)
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def ir_to_rgb8(ir: np.ndarray) -> np.ndarray:
+    """IR (uint8/uint16) → 3-channel uint8 for an RGB-trained detector.
+
+    uint16 IR is stretched by its 99th percentile (NIR exposure varies a lot); uint8 is
+    used as is.
+    """
+    if ir.dtype == np.uint16:
+        sub = ir[::4, ::4]
+        p99 = float(np.percentile(sub, 99)) if sub.size else 0.0
+        scale = 255.0 / p99 if p99 > 0 else 0.0
+        ir8 = np.clip(ir.astype(np.float32) * np.float32(scale), 0, 255).astype(np.uint8)
+    else:
+        ir8 = ir
+    return cv2.cvtColor(ir8, cv2.COLOR_GRAY2RGB)
+
+
+class FaceStage:
+    """Detect, align and quality-check faces for a model with ``input_size`` inputs."""
+
+    def __init__(self, config: FaceStageConfig | None = None, input_size: int = 112) -> None:
+        if input_size < 16:
+            raise ValueError(f"input_size must be at least 16, got {input_size}")
+        self.config = config or FaceStageConfig()
+        self.input_size = int(input_size)
+        # Built lazily: the cropped path needs no detector.
+        self._cnn: FaceDetector | None = None
+        self._depth: DepthHeadDetector | None = None
+
+    # -- collaborators --------------------------------------------------------------
+    @property
+    def cnn(self) -> FaceDetector:
+        if self._cnn is None:
+            from service.face.detectors import create_detector
+
+            self._cnn = create_detector("mtcnn", self.config)
+        return self._cnn
+
+    @property
+    def depth_detector(self) -> DepthHeadDetector:
+        if self._depth is None:
+            from service.face.detectors.depth import DepthHeadDetector
+
+            self._depth = DepthHeadDetector(self.config)
+        return self._depth
+
+    def warmup(self) -> None:
+        """Build the detectors and run each once, so the first request is not slow."""
+        t0 = time.perf_counter()
+        if self.config.detector in ("auto", "mtcnn"):
+            self.cnn.warmup()
+        rng = np.random.default_rng(0)
+        rgb = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
+        depth = rng.integers(400, 900, (480, 640), dtype=np.uint16)
+        self.process(FrameBundle(rgb=rgb, depth=depth, ir=rgb[..., 1].copy()))
+        self.process_cropped(FrameBundle(rgb=rgb[:200, :200].copy()))
+        log.info("face stage warmed up in %.1f ms", _ms(t0))
+
+    # -- helpers --------------------------------------------------------------------
+    def _health(
+        self, bundle: FrameBundle
+    ) -> tuple[dict[str, ModalityHealth], tuple[str, ...], list[Reason]]:
+        bundle.validate()
+        health = health_mod.assess(bundle, self.config)
+        used = health_mod.usable(health)
+        reasons = health_mod.dropped_reasons(health)
+        for m, h in health.items():
+            if not h.usable:
+                log.info("dropping %s: %s", m, h.reason)
+        return health, used, reasons
+
+    def _detect(
+        self, bundle: FrameBundle, used: tuple[str, ...], max_faces: int
+    ) -> tuple[list[Detection], str]:
+        cfg = self.config
+        mode = cfg.detector
+        depth_ok = "depth" in used
+        if mode == "depth" and depth_ok:
+            return self._detect_depth(bundle, max_faces), "depth"
+        dets: list[Detection] = []
+        source = ""
+        if "rgb" in used:
+            assert bundle.rgb is not None
+            dets = self.cnn.detect(bundle.rgb, max_faces=max_faces)
+            source = "mtcnn"
+        elif "ir" in used:
+            assert bundle.ir is not None
+            dets = self.cnn.detect(ir_to_rgb8(bundle.ir), max_faces=max_faces)
+            source = "mtcnn-ir"
+        if not dets and depth_ok and mode in ("auto", "depth"):
+            dets, source = self._detect_depth(bundle, max_faces), "depth"
+        return dets, source
+
+    def _detect_depth(self, bundle: FrameBundle, max_faces: int) -> list[Detection]:
+        assert bundle.depth is not None
+        fx = None
+        if bundle.intrinsics is not None:
+            fx = bundle.intrinsics.fx
+        return self.depth_detector.detect_depth(
+            bundle.depth, bundle.depth_scale, fx=fx, max_faces=max_faces
+        )
+
+    # -- full frame -----------------------------------------------------------------
+    def process(self, bundle: FrameBundle, max_faces: int | None = None) -> FaceStageResult:
+        """Detect, align and quality-check every face (largest first, ``max_faces`` at most)."""
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        health, used, reasons = self._health(bundle)
+        timings["health"] = _ms(t0)
+        received = bundle.present
+        if not used:
+            return FaceStageResult([], received, used, health, reasons, timings)
+        limit = self.config.max_faces if max_faces is None else max(1, int(max_faces))
+
+        t0 = time.perf_counter()
+        dets, source = self._detect(bundle, used, limit)
+        timings["detect"] = _ms(t0)
+        if not dets:
+            reasons.append(Reason.NO_FACE)
+            return FaceStageResult([], received, used, health, reasons, timings, source)
+
+        faces: list[FaceCandidate] = []
+        t_align = t_quality = 0.0
+        frame_shape = bundle.shape
+        arrays = {m: getattr(bundle, m) if m in used else None for m in ("rgb", "depth", "ir")}
+        for det in dets:
+            t0 = time.perf_counter()
+            rgb, depth, ir, _ = crop_modalities(
+                det.landmarks, self.input_size, arrays["rgb"], arrays["depth"], arrays["ir"]
+            )
+            crops = FaceCrops(rgb=rgb, depth=depth, ir=ir, depth_scale=bundle.depth_scale)
+            t_align += _ms(t0)
+            t0 = time.perf_counter()
+            quality, face_reasons = assess_face(det, crops, frame_shape, self.config)
+            t_quality += _ms(t0)
+            faces.append(FaceCandidate(det, crops, quality, face_reasons))
+        timings["align"] = t_align
+        timings["quality"] = t_quality
+        return FaceStageResult(faces, received, used, health, reasons, timings, source)
+
+    # -- already aligned crop -------------------------------------------------------
+    def process_cropped(self, bundle: FrameBundle) -> FaceStageResult:
+        """An aligned face crop from a client: one candidate whose box is the whole image."""
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        health, used, reasons = self._health(bundle)
+        timings["health"] = _ms(t0)
+        received = bundle.present
+        if not used:
+            return FaceStageResult([], received, used, health, reasons, timings, "cropped")
+        t0 = time.perf_counter()
+        H, W = bundle.shape
+        S = self.input_size
+
+        def resize(img: np.ndarray, nearest: bool = False) -> np.ndarray:
+            if img.shape[0] == S and img.shape[1] == S:
+                return img
+            if nearest:
+                interp = cv2.INTER_NEAREST
+            elif H > S and W > S:
+                interp = cv2.INTER_AREA
+            else:
+                interp = cv2.INTER_LINEAR
+            return cv2.resize(img, (S, S), interpolation=interp)
+
+        crops = FaceCrops(
+            rgb=resize(bundle.rgb) if "rgb" in used and bundle.rgb is not None else None,
+            depth=resize(bundle.depth, nearest=True)
+            if "depth" in used and bundle.depth is not None
+            else None,
+            ir=resize(bundle.ir) if "ir" in used and bundle.ir is not None else None,
+            depth_scale=bundle.depth_scale,
+        )
+        timings["align"] = _ms(t0)
+        # The client aligned it to our convention: the landmarks are the template's.
+        landmarks = template(S) * np.array([W / S, H / S])
+        det = Detection(
+            box=np.array([0.0, 0.0, float(W), float(H)]), landmarks=landmarks, confidence=1.0
+        )
+        t0 = time.perf_counter()
+        quality, face_reasons = assess_face(det, crops, (H, W), self.config, check_geometry=False)
+        if min(H, W) < self.config.min_face_px:
+            face_reasons.insert(0, Reason.FACE_TOO_SMALL)
+        quality["face_px"] = float(min(H, W))
+        timings["quality"] = _ms(t0)
+        face = FaceCandidate(det, crops, quality, face_reasons)
+        return FaceStageResult([face], received, used, health, reasons, timings, "cropped")
