@@ -1,0 +1,214 @@
+"""``liveness train`` / ``liveness eval`` / ``liveness export`` (click commands).
+
+Heavy modules (torch, onnx, onnxruntime) are imported inside the command functions, so
+``liveness --help`` stays light.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("train")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Data root holding crops/ and protocols/.",
+)
+@click.option(
+    "--protocol",
+    default="intra",
+    show_default=True,
+    help="Protocol name under DATA/protocols/ (train/dev/test lists).",
+)
+@click.option(
+    "--model",
+    "model_name",
+    default="flexlive_lite",
+    show_default=True,
+    help="Registered network name (see --list-models).",
+)
+@click.option(
+    "--fusion",
+    default=None,
+    help="Override the network's fusion (concat, se_concat, cross_attention).",
+)
+@click.option("--epochs", default=10, show_default=True)
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--lr", default=3e-3, show_default=True)
+@click.option("--weight-decay", default=0.05, show_default=True)
+@click.option("--pixel-weight", default=0.5, show_default=True, help="Weight of the pixel-map BCE.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--p-drop-rgb", default=0.2, show_default=True, help="Modality dropout: P(drop RGB).")
+@click.option("--p-drop-depth", default=0.5, show_default=True)
+@click.option("--p-drop-ir", default=0.5, show_default=True)
+@click.option("--no-augment", is_flag=True, help="Disable raw-crop augmentation.")
+@click.option(
+    "--subset", default=None, help="Train a specialist on one modality subset, e.g. rgb+depth."
+)
+@click.option(
+    "--depth-encoding",
+    type=click.Choice(["mm16", "normalised8", "normalised8_far"]),
+    default="mm16",
+    show_default=True,
+    help="mm16: 16-bit PNG in mm; normalised8: 8-bit pre-normalised (CASIA-SURF/CeFA).",
+)
+@click.option("--workers", default=0, show_default=True, help="DataLoader worker processes.")
+@click.option("--threads", default=2, show_default=True, help="torch intra-op threads.")
+@click.option("--max-steps", default=None, type=int, help="Stop after this many steps.")
+@click.option("--out", default="runs/flexlive-lite", show_default=True, type=click.Path())
+@click.option("--list-models", is_flag=True, help="List registered networks and exit.")
+def train(**kw: object) -> None:
+    """Train a flexible-modal network; writes OUT/checkpoint.pt."""
+    from models.nets import list_models
+    from models.train import TrainConfig
+    from models.train import train as run
+
+    if kw.pop("list_models"):
+        click.echo("\n".join(list_models()))
+        return
+    fusion = kw.pop("fusion")
+    cfg = TrainConfig(
+        data=str(kw["data"]),
+        protocol=str(kw["protocol"]),
+        out=str(kw["out"]),
+        model=str(kw["model_name"]),
+        model_overrides={"fusion": fusion} if fusion else {},
+        epochs=int(kw["epochs"]),  # type: ignore[call-overload]
+        batch_size=int(kw["batch_size"]),  # type: ignore[call-overload]
+        lr=float(kw["lr"]),  # type: ignore[arg-type]
+        weight_decay=float(kw["weight_decay"]),  # type: ignore[arg-type]
+        pixel_weight=float(kw["pixel_weight"]),  # type: ignore[arg-type]
+        seed=int(kw["seed"]),  # type: ignore[call-overload]
+        p_drop_rgb=float(kw["p_drop_rgb"]),  # type: ignore[arg-type]
+        p_drop_depth=float(kw["p_drop_depth"]),  # type: ignore[arg-type]
+        p_drop_ir=float(kw["p_drop_ir"]),  # type: ignore[arg-type]
+        augment=not kw["no_augment"],
+        subset=kw["subset"],  # type: ignore[arg-type]
+        depth_encoding=str(kw["depth_encoding"]),
+        num_workers=int(kw["workers"]),  # type: ignore[call-overload]
+        threads=int(kw["threads"]),  # type: ignore[call-overload]
+        max_steps=kw["max_steps"],  # type: ignore[arg-type]
+    )
+    path = run(cfg)
+    click.echo(f"checkpoint: {path}")
+
+
+@click.command("eval")
+@click.option(
+    "--model",
+    "model_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Exported ONNX model.",
+)
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--protocol", default="intra", show_default=True)
+@click.option("--split", default="test", show_default=True)
+@click.option(
+    "--subset",
+    "subsets",
+    multiple=True,
+    help="Modality subset(s) to evaluate, e.g. rgb+ir (default: all non-empty).",
+)
+@click.option(
+    "--thresholds",
+    type=click.Choice(["dev", "model"]),
+    default="dev",
+    show_default=True,
+    help="dev: calibrate per subset on the dev split; model: the model's stored points.",
+)
+@click.option(
+    "--depth-encoding",
+    type=click.Choice(["mm16", "normalised8", "normalised8_far"]),
+    default="mm16",
+    show_default=True,
+)
+@click.option("--threads", default=2, show_default=True)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the full report as JSON.",
+)
+def evaluate(
+    model_path: str,
+    data: str,
+    protocol: str,
+    split: str,
+    subsets: tuple[str, ...],
+    thresholds: str,
+    depth_encoding: str,
+    threads: int,
+    json_out: str | None,
+) -> None:
+    """Evaluate an ONNX model on every modality subset (ISO/IEC 30107-3 metrics)."""
+    from models.evaluate import evaluate as run
+    from models.evaluate import format_table
+
+    report = run(
+        model_path, data, protocol, split, subsets or None, thresholds, depth_encoding, threads
+    )
+    click.echo(
+        f"{report['model_name']} {report['model_version']} on {protocol}/{split} "
+        f"(thresholds: {thresholds})"
+    )
+    click.echo(format_table(report["subsets"]))
+    if json_out:
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).write_text(json.dumps(report, indent=2))
+        click.echo(f"report: {json_out}")
+
+
+@click.command("export")
+@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="ONNX file to write.")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Data root; the dev split calibrates thresholds, test is summarised.",
+)
+@click.option("--protocol", default="intra", show_default=True)
+@click.option("--name", default="flexlive-lite", show_default=True)
+@click.option("--version", "version", default="0.1.0", show_default=True)
+@click.option("--training-data", default=None, help="Training data description for the metadata.")
+@click.option("--no-test", is_flag=True, help="Do not evaluate the test split into the metadata.")
+@click.option(
+    "--operating-point",
+    default="eer",
+    show_default=True,
+    type=click.Choice(["eer", "apcer5", "apcer1", "bpcer1"]),
+    help="Default operating point stored in the model.",
+)
+def export(
+    checkpoint: str,
+    out: str,
+    data: str,
+    protocol: str,
+    name: str,
+    version: str,
+    training_data: str | None,
+    no_test: bool,
+    operating_point: str,
+) -> None:
+    """Export a checkpoint to ONNX with calibrated operating points and full metadata."""
+    from models.export import export as run
+
+    spec = run(
+        checkpoint, out, data, protocol, name, version, training_data, not no_test, operating_point
+    )
+    click.echo(
+        f"wrote {out}: {spec.name} {spec.version}, operating points "
+        + ", ".join(f"{k}={v:.4f}" for k, v in spec.operating_points.items())
+    )
+    for subset, s in spec.evaluation.get("subsets", {}).items():
+        if "acer" in s:
+            click.echo(
+                f"  {subset:<14} test ACER {s['acer']:.2%}  EER {s['eer']:.2%}  AUC {s['auc']:.4f}"
+            )

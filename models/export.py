@@ -1,0 +1,217 @@
+"""Exporting a trained checkpoint to a self-describing ONNX model (``liveness export``).
+
+1. torch → ONNX (inputs ``rgb``/``depth``/``ir``/``present``, outputs ``score`` and
+   ``pixel_map``, dynamic batch);
+2. operating points calibrated on the dev split through onnxruntime and the serving
+   preprocessing (``eer``, ``apcer5``, ``apcer1``, ``bpcer1``; on rgb+depth+ir, the
+   per-subset thresholds go into the evaluation summary);
+3. the held-out test split evaluated on every modality subset (the summary is stored);
+4. the full :class:`~models.spec.ModelSpec` written into ``metadata_props``;
+5. parity: torch and onnxruntime must agree on real dev crops on every subset.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+from models.datasets.crops import CropCache, restrict
+from models.evaluate import SUBSET_ORDER, evaluate_subsets, session, summarise
+from models.nets.base import FlexModalNet, OnnxWrapper
+from models.preprocess import preprocess_batch
+from models.spec import (
+    INPUT_NAMES,
+    MODALITIES,
+    OUTPUT_PIXEL_MAP,
+    OUTPUT_SCORE,
+    ModelSpec,
+    default_normalisation,
+    subset_name,
+)
+from models.train import base_spec, load_checkpoint
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+PARITY_ATOL = 1e-4
+
+
+class ParityError(RuntimeError):
+    """The exported ONNX model does not reproduce the torch model."""
+
+
+def to_onnx_bytes(net: FlexModalNet, opset: int = OPSET) -> bytes:
+    """Trace the network into ONNX bytes with a dynamic batch dimension."""
+    wrapper = OnnxWrapper(net).eval()
+    S = net.input_size
+    dummy = (
+        torch.zeros(2, 3, S, S),
+        torch.zeros(2, 1, S, S),
+        torch.zeros(2, 1, S, S),
+        torch.ones(2, len(MODALITIES)),
+    )
+    buf = io.BytesIO()
+    names = [*INPUT_NAMES, OUTPUT_SCORE, OUTPUT_PIXEL_MAP]
+    torch.onnx.export(
+        wrapper,
+        dummy,
+        buf,
+        input_names=list(INPUT_NAMES),
+        output_names=[OUTPUT_SCORE, OUTPUT_PIXEL_MAP],
+        dynamic_axes={n: {0: "batch"} for n in names},
+        opset_version=opset,
+        dynamo=False,
+    )
+    return buf.getvalue()
+
+
+def with_metadata(onnx_bytes: bytes, spec: ModelSpec) -> onnx.ModelProto:
+    model = onnx.load_from_string(onnx_bytes)
+    del model.metadata_props[:]
+    for k, v in spec.to_metadata().items():
+        model.metadata_props.add(key=k, value=v)
+    model.producer_name = "flexlive"
+    model.doc_string = f"{spec.name} {spec.version}: FlexLive flexible-modal face PAD model"
+    onnx.checker.check_model(model)
+    return model
+
+
+def check_parity(
+    net: FlexModalNet,
+    onnx_bytes: bytes,
+    feeds: list[dict[str, np.ndarray]],
+    atol: float = PARITY_ATOL,
+) -> float:
+    """Max |torch − ORT| over ``feeds`` (score and pixel map); raise above ``atol``."""
+    sess = session(onnx_bytes)
+    worst = 0.0
+    with torch.no_grad():
+        for feed in feeds:
+            t = net(*(torch.from_numpy(feed[k]) for k in INPUT_NAMES))
+            o_score, o_map = sess.run([OUTPUT_SCORE, OUTPUT_PIXEL_MAP], feed)
+            worst = max(
+                worst,
+                float(np.abs(o_score - t["score"].numpy()).max()),
+                float(np.abs(o_map - t["pixel_map"].numpy()).max()),
+            )
+    if worst > atol:
+        raise ParityError(f"ONNX differs from torch by {worst:.2e} (> {atol:.0e})")
+    return worst
+
+
+def describe_data(data: str | Path, protocol: str, train_samples: int) -> str:
+    """A one-paragraph training data description (+ the benchmark's own manifest if any)."""
+    text = f"protocol '{protocol}' of {Path(data).name} ({train_samples} training samples)"
+    for name in ("benchmark.json", "manifest.json", "meta.json", "README.md"):
+        p = Path(data) / name
+        if p.is_file() and p.suffix == ".json":
+            try:
+                meta = json.loads(p.read_text())
+            except json.JSONDecodeError:
+                continue
+            keep = {
+                k: meta[k]
+                for k in ("name", "version", "generator_version", "scale", "seed", "profiles")
+                if k in meta
+            }
+            if keep:
+                text += f"; benchmark {json.dumps(keep, sort_keys=True)}"
+            break
+    return text
+
+
+def export(
+    checkpoint: str | Path,
+    out: str | Path,
+    data: str | Path,
+    protocol: str = "intra",
+    name: str = "flexlive-lite",
+    version: str = "0.1.0",
+    training_data: str | None = None,
+    evaluate_test: bool = True,
+    default_operating_point: str = "eer",
+    uncertain_margin: float = 0.05,
+) -> ModelSpec:
+    """Export ``checkpoint`` to ``out`` with calibrated metadata; returns the written spec."""
+    torch.set_num_threads(2)
+    net, ckpt = load_checkpoint(checkpoint)
+    cfg = ckpt["config"]
+    prep = base_spec(net, ckpt.get("depth_range_mm", 120.0))
+    kw = {
+        "depth_encoding": cfg.get("depth_encoding", "mm16"),
+        "depth_range_mm": prep.depth_range_mm,
+    }
+    dev = CropCache.from_protocol(data, protocol, "dev", **kw)
+    test = CropCache.from_protocol(data, protocol, "test", **kw) if evaluate_test else None
+
+    raw = to_onnx_bytes(net)
+    sess = session(raw)
+    subsets = [tuple(MODALITIES), *[s for s in SUBSET_ORDER if s != tuple(MODALITIES)]]
+    results = evaluate_subsets(sess, prep, dev, test, subsets)
+    full = subset_name(MODALITIES)
+    operating_points = {k: float(v) for k, v in results[full]["operating_points"].items()}
+
+    ordered = {subset_name(s): results[subset_name(s)] for s in SUBSET_ORDER}
+    evaluation: dict[str, Any] = {
+        "protocol": protocol,
+        "thresholds": "per subset, calibrated on the dev split; test metrics at dev thresholds",
+        "split": "test" if test is not None else "none",
+        "subsets": summarise(ordered),
+        "train_seconds": round(float(ckpt.get("train_seconds", 0.0)), 1),
+        "train_config": {
+            k: cfg[k]
+            for k in (
+                "epochs",
+                "batch_size",
+                "lr",
+                "seed",
+                "p_drop_rgb",
+                "p_drop_depth",
+                "p_drop_ir",
+                "pixel_weight",
+                "weight_decay",
+            )
+            if k in cfg
+        },
+    }
+    spec = ModelSpec(
+        name=name,
+        version=version,
+        input_size=net.input_size,
+        normalisation=default_normalisation(),
+        depth_range_mm=prep.depth_range_mm,
+        operating_points=operating_points,
+        default_operating_point=default_operating_point,
+        uncertain_margin=uncertain_margin,
+        backbone=net.model_name,
+        fusion=net.fusion_name,
+        training_data=training_data
+        or describe_data(data, protocol, int(ckpt.get("train_samples", 0))),
+        evaluation=evaluation,
+        created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        has_pixel_map=True,
+    )
+    model = with_metadata(raw, spec)
+
+    # parity on real dev crops, every subset
+    n = min(len(dev), 16)
+    feeds = []
+    for subset in SUBSET_ORDER:
+        feeds.append(preprocess_batch([restrict(dev[i], subset) for i in range(n)], spec))
+    diff = check_parity(net, model.SerializeToString(), feeds)
+    log.info("parity torch vs onnxruntime: max |diff| %.2e over %d subsets", diff, len(feeds))
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out))
+    ModelSpec.from_metadata({p.key: p.value for p in onnx.load(str(out)).metadata_props})
+    log.info("wrote %s (%d bytes)", out, out.stat().st_size)
+    return spec

@@ -1,0 +1,19 @@
+"""Flexible-modal networks: per-modality branches → fusion → heads, behind one registry.
+
+Importing this package registers every network (one module per family). Add a family by
+writing a new module with ``@register_model`` builders and importing it here.
+"""
+
+from models.nets import lite  # noqa: F401  (registers the flexlive_lite family)
+from models.nets.base import FlexModalNet
+from models.nets.fusion import FUSIONS, create_fusion
+from models.nets.registry import create_model, list_models, register_model
+
+__all__ = [
+    "FUSIONS",
+    "FlexModalNet",
+    "create_fusion",
+    "create_model",
+    "list_models",
+    "register_model",
+]

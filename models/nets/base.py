@@ -1,0 +1,96 @@
+"""The surface every FlexLive network shares: per-modality branches → fusion → heads.
+
+``forward(rgb, depth, ir, present)`` returns a dict:
+
+- ``logit`` [N]: bona fide logit; ``score`` [N] = sigmoid(logit), probability of bona fide;
+- ``pixel_logit`` / ``pixel_map`` [N, 1, h, w]: the pixel-wise supervision head (logits and
+  sigmoid probabilities; ones on the face of bona fide samples, zeros for attacks).
+
+Mask-aware: each branch's features are multiplied by the modality's ``present`` flag, so
+an absent modality contributes exact zeros whatever the branch's biases are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.spec import MODALITIES
+
+
+class FlexModalNet(nn.Module):
+    """Branches (one per modality) → fusion → shared trunk → classifier + pixel-map heads."""
+
+    def __init__(
+        self,
+        branches: dict[str, nn.Module],
+        fusion: nn.Module,
+        trunk: nn.Module,
+        trunk_channels: int,
+        fused_channels: int,
+        *,
+        input_size: int,
+        backbone: str,
+        fusion_name: str,
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        missing = set(MODALITIES) - set(branches)
+        if missing:
+            raise ValueError(f"a branch per modality is required; missing {sorted(missing)}")
+        self.branches = nn.ModuleDict({m: branches[m] for m in MODALITIES})
+        self.fusion = fusion
+        self.trunk = trunk
+        self.pixel_head = nn.Conv2d(fused_channels, 1, 3, padding=1)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout))
+        self.fc = nn.Linear(trunk_channels, 1)
+        self.input_size = input_size
+        self.backbone = backbone
+        self.fusion_name = fusion_name
+        # Set by create_model, so checkpoints can rebuild the same network.
+        self.model_name = backbone
+        self.model_overrides: dict[str, Any] = {}
+
+    def features(
+        self, inputs: dict[str, torch.Tensor], present: torch.Tensor
+    ) -> list[torch.Tensor]:
+        feats = []
+        for i, m in enumerate(MODALITIES):
+            f = self.branches[m](inputs[m])
+            feats.append(f * present[:, i].view(-1, 1, 1, 1))
+        return feats
+
+    def forward(
+        self, rgb: torch.Tensor, depth: torch.Tensor, ir: torch.Tensor, present: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        feats = self.features({"rgb": rgb, "depth": depth, "ir": ir}, present)
+        fused = self.fusion(feats, present)
+        pixel_logit = self.pixel_head(fused)
+        pooled = self.trunk(fused).mean(dim=(2, 3))
+        logit = self.fc(self.classifier(pooled)).squeeze(1)
+        return {
+            "logit": logit,
+            "score": torch.sigmoid(logit),
+            "pixel_logit": pixel_logit,
+            "pixel_map": torch.sigmoid(pixel_logit),
+        }
+
+    def config(self) -> dict[str, Any]:
+        """What a checkpoint stores to rebuild this network with ``create_model``."""
+        return {"name": self.model_name, "overrides": dict(self.model_overrides)}
+
+
+class OnnxWrapper(nn.Module):
+    """Positional inputs (rgb, depth, ir, present) → (score, pixel_map), the ONNX contract."""
+
+    def __init__(self, net: FlexModalNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(
+        self, rgb: torch.Tensor, depth: torch.Tensor, ir: torch.Tensor, present: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.net(rgb, depth, ir, present)
+        return out["score"], out["pixel_map"]

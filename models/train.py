@@ -1,0 +1,232 @@
+"""Training a flexible-modal network on a crop-folder protocol (``liveness train``).
+
+Loss: BCE on the bona fide logit + ``pixel_weight`` × pixel-wise BCE on the coarse map
+(ones on the face region of bona fide samples, zeros for attacks). AdamW, linear warm-up
+then cosine decay, seeded and deterministic. The checkpoint carries its configuration, so
+``liveness export`` rebuilds the same network and preprocessing from it alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from models.crop import FACE_SCALE
+from models.datasets.crops import Augment, CropCache, ModalityDropout
+from models.datasets.torch_dataset import PadDataset
+from models.metrics import eer
+from models.nets import create_model
+from models.nets.base import FlexModalNet
+from models.spec import MODALITIES, ModelSpec, default_normalisation, parse_subset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    protocol: str = "intra"
+    out: str = "runs/flexlive-lite"
+    model: str = "flexlive_lite"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 50
+    pixel_weight: float = 0.5
+    seed: int = 0
+    p_drop_rgb: float = 0.2
+    p_drop_depth: float = 0.5
+    p_drop_ir: float = 0.5
+    augment: bool = True
+    subset: str | None = None  # train a specialist on one modality subset (no dropout)
+    depth_encoding: str = "mm16"
+    depth_range_mm: float = 120.0
+    num_workers: int = 0
+    threads: int = 2
+    max_steps: int | None = None  # stop early (smoke tests)
+    progress: bool = True
+
+
+def base_spec(net: FlexModalNet, depth_range_mm: float = 120.0) -> ModelSpec:
+    """The preprocessing half of a spec (operating points are filled in at export)."""
+    return ModelSpec(
+        name="training",
+        version="0",
+        input_size=net.input_size,
+        normalisation=default_normalisation(),
+        depth_range_mm=depth_range_mm,
+        operating_points={"eer": 0.5},
+        backbone=net.backbone,
+        fusion=net.fusion_name,
+        training_data="",
+        created="",
+        has_pixel_map=True,
+    )
+
+
+def face_region(size: int, face_scale: float = FACE_SCALE) -> torch.Tensor:
+    """Ellipse over the face in the aligned crop, on a ``size``×``size`` grid (1 inside)."""
+    c = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+    yy, xx = torch.meshgrid(c, c, indexing="ij")
+    # template face spans ~0.75 × FACE_SCALE of the side; centre a touch below the middle
+    ax, ay = 0.36 * face_scale / 0.72, 0.48 * face_scale / 0.72
+    inside = ((xx - 0.5) / ax) ** 2 + ((yy - 0.53) / ay) ** 2 <= 1.0
+    return inside.float()
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def make_loader(ds: PadDataset, cfg: TrainConfig, shuffle: bool) -> DataLoader:
+    g = torch.Generator()
+    g.manual_seed(cfg.seed)
+    return DataLoader(
+        ds,
+        batch_size=cfg.batch_size,
+        shuffle=shuffle,
+        num_workers=cfg.num_workers,
+        generator=g,
+        drop_last=shuffle and len(ds) > cfg.batch_size,
+        persistent_workers=cfg.num_workers > 0,
+    )
+
+
+def loss_fn(
+    out: dict[str, torch.Tensor], label: torch.Tensor, pixel_weight: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    cls = F.binary_cross_entropy_with_logits(out["logit"], label)
+    pl = out["pixel_logit"]
+    target = label.view(-1, 1, 1, 1) * face_region(pl.shape[-1]).to(pl)
+    pix = F.binary_cross_entropy_with_logits(pl, target.expand_as(pl))
+    return cls + pixel_weight * pix, cls
+
+
+@torch.no_grad()
+def predict(net: FlexModalNet, loader: DataLoader) -> np.ndarray:
+    net.eval()
+    scores = []
+    for b in loader:
+        scores.append(net(b["rgb"], b["depth"], b["ir"], b["present"])["score"].numpy())
+    return np.concatenate(scores)
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train and write ``<out>/checkpoint.pt`` (+ ``config.json``, ``history.json``)."""
+    torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    net = create_model(cfg.model, **cfg.model_overrides)
+    spec = base_spec(net, cfg.depth_range_mm)
+    kw = {"depth_encoding": cfg.depth_encoding, "depth_range_mm": cfg.depth_range_mm}
+    train_crops = CropCache.from_protocol(cfg.data, cfg.protocol, "train", **kw)
+    dev_crops = CropCache.from_protocol(cfg.data, cfg.protocol, "dev", **kw)
+    subset = parse_subset(cfg.subset) if cfg.subset else None
+    dropout = (
+        None
+        if subset is not None
+        else ModalityDropout(cfg.p_drop_rgb, cfg.p_drop_depth, cfg.p_drop_ir)
+    )
+    train_ds = PadDataset(
+        train_crops, spec, Augment() if cfg.augment else None, dropout, subset, cfg.seed
+    )
+    dev_ds = PadDataset(dev_crops, spec, subset=subset or MODALITIES)
+    train_loader = make_loader(train_ds, cfg, shuffle=True)
+    dev_loader = make_loader(dev_ds, cfg, shuffle=False)
+
+    steps_per_epoch = len(train_loader)
+    total = cfg.epochs * steps_per_epoch
+    if cfg.max_steps is not None:
+        total = min(total, cfg.max_steps)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def lr_at(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        t = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    log.info(
+        "training %s (%d params) on %d samples, %d dev, %d steps",
+        cfg.model,
+        sum(p.numel() for p in net.parameters()),
+        len(train_ds),
+        len(dev_ds),
+        total,
+    )
+    history: list[dict[str, float]] = []
+    step, t0 = 0, time.perf_counter()
+    for epoch in range(cfg.epochs):
+        if step >= total:
+            break
+        train_ds.set_epoch(epoch)
+        net.train()
+        losses = []
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress)
+        for b in bar:
+            o = net(b["rgb"], b["depth"], b["ir"], b["present"])
+            loss, cls = loss_fn(o, b["label"], cfg.pixel_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+            step += 1
+            if step >= total:
+                break
+        dev_scores = predict(net, dev_loader)
+        dev_eer = eer(dev_scores, dev_crops.labels)[0] if len(set(dev_crops.labels)) > 1 else 0.0
+        history.append(
+            {"epoch": epoch + 1, "loss": float(np.mean(losses)), "dev_eer": dev_eer, "steps": step}
+        )
+        log.info(
+            "epoch %d: loss %.4f, dev EER (%s) %.4f",
+            epoch + 1,
+            history[-1]["loss"],
+            "+".join(subset or MODALITIES),
+            dev_eer,
+        )
+    seconds = time.perf_counter() - t0
+    ckpt = {
+        "config": asdict(cfg),
+        "model": net.config(),
+        "state_dict": net.state_dict(),
+        "depth_range_mm": cfg.depth_range_mm,
+        "history": history,
+        "train_seconds": seconds,
+        "train_samples": len(train_ds),
+        "torch_version": torch.__version__,
+    }
+    path = out / "checkpoint.pt"
+    torch.save(ckpt, path)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    (out / "history.json").write_text(json.dumps(history, indent=2))
+    log.info("trained in %.0f s → %s", seconds, path)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[FlexModalNet, dict[str, Any]]:
+    """Rebuild the trained network (in eval mode) and return it with the checkpoint dict."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    net = create_model(ckpt["model"]["name"], **ckpt["model"]["overrides"])
+    net.load_state_dict(ckpt["state_dict"])
+    net.eval()
+    return net, ckpt
