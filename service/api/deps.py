@@ -1,0 +1,51 @@
+"""Dependencies: the app's collaborators (on ``app.state``) as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.admission import AdmissionControl
+from service.engine import InferenceEngine
+from service.errors import NotReadyError
+from service.metrics import Metrics
+from service.pipeline import LivenessPipeline
+from service.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def get_engine(request: Request) -> InferenceEngine:
+    engine: InferenceEngine | None = request.app.state.engine
+    if engine is None:
+        raise NotReadyError("the model is not loaded yet")
+    return engine
+
+
+def get_ready_pipeline(request: Request) -> LivenessPipeline:
+    state = request.app.state
+    pipeline: LivenessPipeline | None = state.pipeline
+    if pipeline is None or not state.ready:
+        raise NotReadyError(state.ready_detail or "the model is still warming up")
+    return pipeline
+
+
+def get_admission(request: Request) -> AdmissionControl:
+    admission: AdmissionControl = request.app.state.admission
+    return admission
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+EngineDep = Annotated[InferenceEngine, Depends(get_engine)]
+PipelineDep = Annotated[LivenessPipeline, Depends(get_ready_pipeline)]
+AdmissionDep = Annotated[AdmissionControl, Depends(get_admission)]

@@ -1,0 +1,210 @@
+"""HTTP routes: ``POST /liveness``, health, readiness, metrics and the model card."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from models.spec import MODALITIES
+from service.api.decoding import build_bundle
+from service.api.deps import AdmissionDep, EngineDep, MetricsDep, PipelineDep, SettingsDep
+from service.api.schemas import (
+    PROBLEM_RESPONSES,
+    Health,
+    LivenessJSONRequest,
+    LivenessResponse,
+    ModelIdentity,
+    ModelCard,
+    Readiness,
+)
+from service.api.uploads import LivenessRequest, read_liveness_request
+from service.errors import ServiceError
+from service.metrics import Metrics
+from service.pipeline import Analysis, LivenessPipeline
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter()
+
+_FILE = {"type": "string", "format": "binary"}
+LIVENESS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "rgb": {**_FILE, "description": "PNG/JPEG (or .npy uint8 H×W×3 RGB)"},
+                        "depth": {**_FILE, "description": "16-bit PNG or .npy uint16 H×W"},
+                        "ir": {**_FILE, "description": "PNG/JPEG 8-bit, 16-bit PNG or .npy"},
+                        "cropped": {"type": "boolean", "default": False},
+                        "depth_scale": {"type": "number", "default": 0.001},
+                        "max_faces": {"type": "integer", "minimum": 1, "maximum": 100},
+                        "operating_point": {"type": "string"},
+                    },
+                }
+            },
+            "application/json": {"schema": LivenessJSONRequest.model_json_schema()},
+        },
+    }
+}
+
+
+class DetectorUnavailableError(ServiceError):
+    status = 503
+    kind = "detector-unavailable"
+    title = "Face detector unavailable"
+
+
+def _analyze(pipeline: LivenessPipeline, req: LivenessRequest, settings: Settings) -> Analysis:
+    t0 = time.perf_counter()
+    bundle = build_bundle(
+        req.files, depth_scale=req.depth_scale, max_pixels=settings.max_image_pixels
+    )
+    decode_ms = (time.perf_counter() - t0) * 1000.0
+    return pipeline.analyze(
+        bundle,
+        cropped=req.cropped,
+        max_faces=req.max_faces,
+        operating_point=req.operating_point,
+        decode_ms=decode_ms,
+    )
+
+
+def _record(metrics: Metrics, analysis: Analysis) -> None:
+    for stage, ms in analysis.timings_ms.items():
+        metrics.stage_latency.labels(stage).observe(ms / 1000.0)
+    for face in analysis.faces:
+        metrics.decisions.labels(face.decision).inc()
+        for r in face.reasons:
+            metrics.reasons.labels(r).inc()
+    for r in analysis.reasons:
+        metrics.reasons.labels(r).inc()
+    metrics.faces_per_request.observe(len(analysis.faces))
+    received = LivenessPipeline.subset_label(analysis.modalities_received)
+    used = LivenessPipeline.subset_label(analysis.modalities_used)
+    metrics.modality_subsets.labels(received, used).inc()
+
+
+@router.post(
+    "/liveness",
+    response_model=LivenessResponse,
+    responses=PROBLEM_RESPONSES,
+    openapi_extra=LIVENESS_BODY,
+    summary="Score the faces of one RGB/depth/IR capture (any non-empty subset)",
+)
+async def liveness(
+    request: Request,
+    pipeline: PipelineDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    admission: AdmissionDep,
+) -> LivenessResponse:
+    async with admission.slot():
+        req = await read_liveness_request(request)
+        if not req.cropped and not request.app.state.face_ready:
+            raise DetectorUnavailableError(
+                "full-frame detection is unavailable on this server (see its log); "
+                "send an aligned crop with cropped=true",
+                field="cropped",
+            )
+        analysis = await run_in_threadpool(_analyze, pipeline, req, settings)
+    _record(metrics, analysis)
+    rid = request.state.request_id
+    logger.info(
+        "analysis",
+        extra={
+            "modalities_received": analysis.modalities_received,
+            "modalities_used": analysis.modalities_used,
+            "cropped": req.cropped,
+            "faces": len(analysis.faces),
+            "decisions": [f.decision for f in analysis.faces],
+            "reasons": analysis.reasons,
+            "timings_ms": analysis.timings_ms,
+        },
+    )
+    info = analysis.model
+    return LivenessResponse.model_validate(
+        {
+            "request_id": rid,
+            "model": {"name": info.name, "version": info.version, "sha256": info.sha256},
+            "operating_point": {
+                "name": analysis.operating_point,
+                "threshold": analysis.threshold,
+                "uncertain_margin": analysis.uncertain_margin,
+            },
+            "modalities_received": analysis.modalities_received,
+            "modalities_used": analysis.modalities_used,
+            "faces": [vars(f) for f in analysis.faces],
+            "reasons": analysis.reasons,
+            "timings_ms": analysis.timings_ms,
+            "detector": analysis.detector,
+        }
+    )
+
+
+@router.get("/healthz", response_model=Health, summary="The process is up")
+async def healthz() -> Health:
+    return Health()
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Model not loaded or not warmed"}},
+    summary="The model is loaded and warmed",
+)
+async def readyz(request: Request) -> Any:
+    state = request.app.state
+    engine = state.engine
+    model = None
+    if engine is not None:
+        info = engine.info
+        model = ModelIdentity(name=info.name, version=info.version, sha256=info.sha256)
+    body = Readiness(ready=bool(state.ready), model=model, detail=state.ready_detail)
+    if not state.ready:
+        return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "1"})
+    return body
+
+
+@router.get("/metrics", summary="Prometheus metrics (text exposition)")
+async def metrics_endpoint(metrics: MetricsDep) -> Response:
+    from service.metrics import CONTENT_TYPE
+
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
+
+@router.get("/v1/models", response_model=ModelCard, summary="The model card of the loaded model")
+async def model_card(engine: EngineDep, request: Request) -> ModelCard:
+    spec = engine.spec
+    pipeline = request.app.state.pipeline
+    margin = pipeline.uncertain_margin if pipeline is not None else spec.uncertain_margin
+    return ModelCard(
+        name=spec.name,
+        version=spec.version,
+        sha256=engine.info.sha256,
+        providers=list(engine.info.providers),
+        input_size=spec.input_size,
+        modalities=list(MODALITIES),
+        supported_subsets=spec.supported_subsets,
+        operating_points=spec.operating_points,
+        default_operating_point=(
+            pipeline.default_operating_point
+            if pipeline is not None
+            else spec.default_operating_point
+        ),
+        uncertain_margin=margin,
+        backbone=spec.backbone,
+        fusion=spec.fusion,
+        training_data=spec.training_data,
+        evaluation=spec.evaluation,
+        created=spec.created,
+        has_pixel_map=spec.has_pixel_map,
+    )

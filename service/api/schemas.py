@@ -1,0 +1,109 @@
+"""Request and response schemas of the REST API (they also drive the OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ModelIdentity(BaseModel):
+    name: str
+    version: str
+    sha256: str = Field(description="SHA-256 of the ONNX file that answered")
+
+
+class OperatingPoint(BaseModel):
+    name: str = Field(description="Operating point used for the decisions, e.g. 'eer'")
+    threshold: float = Field(description="Threshold on the bona fide score")
+    uncertain_margin: float = Field(description="Scores within this of the threshold: uncertain")
+
+
+class Face(BaseModel):
+    box: list[float] = Field(description="[x1, y1, x2, y2] in input pixels")
+    landmarks: list[list[float]] = Field(
+        description="5 × [x, y]: left eye, right eye, nose, mouth left, mouth right (image sides)"
+    )
+    score: float | None = Field(
+        description="Probability of bona fide in [0, 1]; null when the face was not scored"
+    )
+    decision: Literal["live", "spoof", "uncertain"]
+    quality: dict[str, float] = Field(description="Quality measurements of the face")
+    reasons: list[str] = Field(description="Reason codes; any reason makes the face uncertain")
+
+
+class LivenessResponse(BaseModel):
+    request_id: str
+    model: ModelIdentity
+    operating_point: OperatingPoint
+    modalities_received: list[str]
+    modalities_used: list[str] = Field(description="Received modalities that passed health")
+    faces: list[Face] = Field(description="One entry per face, largest first; may be empty")
+    reasons: list[str] = Field(description="Frame-level reason codes, e.g. no_face")
+    timings_ms: dict[str, float] = Field(description="decode, face, inference, total (ms)")
+    detector: str = Field(description="Which detector found the faces ('cropped' for crops)")
+
+
+class LivenessJSONRequest(BaseModel):
+    """The JSON form of ``POST /liveness``: images as base64 (optionally a data: URL)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rgb: str | None = Field(default=None, description="base64 PNG/JPEG/.npy, uint8 RGB")
+    depth: str | None = Field(default=None, description="base64 16-bit PNG or .npy (uint16)")
+    ir: str | None = Field(default=None, description="base64 PNG/JPEG/.npy, uint8 or uint16")
+    cropped: bool = Field(default=False, description="The images are one aligned face crop")
+    depth_scale: float = Field(default=0.001, description="Metres per depth unit")
+    max_faces: int | None = Field(default=None, description="Faces analysed at most")
+    operating_point: str | None = Field(default=None, description="Operating point name")
+
+
+class Problem(BaseModel):
+    type: str = Field(description="https://flexlive.dev/problems/<kind>")
+    title: str
+    status: int
+    detail: str
+    field: str | None = Field(description="The request field the problem is about")
+    request_id: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    ready: bool
+    model: ModelIdentity | None = None
+    detail: str = ""
+
+
+class ModelCard(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str
+    version: str
+    sha256: str
+    providers: list[str]
+    input_size: int
+    modalities: list[str]
+    supported_subsets: list[str]
+    operating_points: dict[str, float]
+    default_operating_point: str
+    uncertain_margin: float = Field(description="Margin in effect (setting or model)")
+    backbone: str
+    fusion: str
+    training_data: str
+    evaluation: dict[str, Any]
+    created: str
+    has_pixel_map: bool
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "description": desc, "content": {"application/problem+json": {}}}
+    for status, desc in {
+        413: "Request body or image over the limit",
+        415: "Neither multipart/form-data nor application/json",
+        422: "A field is missing, undecodable, of the wrong type or size",
+        503: "Overloaded or not ready; see Retry-After",
+    }.items()
+}

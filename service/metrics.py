@@ -1,0 +1,110 @@
+"""Prometheus metrics of the serving runtime (every name prefixed ``liveness_``).
+
+One :class:`Metrics` object per app, on its own registry, so several apps (tests, one
+process per worker) never collide and ``/metrics`` exposes exactly this service.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from service.engine import ModelInfo
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+#: Latency buckets in seconds: sub-millisecond stages up to slow full-frame requests.
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1,
+    0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+
+class Metrics:
+    """The service's collectors, registered on a private registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "liveness_requests",
+            "HTTP requests answered, by endpoint (route template), method and status code.",
+            ["endpoint", "method", "status"],
+            registry=r,
+        )
+        self.request_latency = Histogram(
+            "liveness_request_duration_seconds",
+            "Wall time of HTTP requests from first byte to response, by endpoint.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.stage_latency = Histogram(
+            "liveness_stage_duration_seconds",
+            "Wall time of one pipeline stage (decode, face, inference, total) per request.",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "liveness_decisions",
+            "Per-face decisions at the operating point (live, spoof, uncertain).",
+            ["decision"],
+            registry=r,
+        )
+        self.faces_per_request = Histogram(
+            "liveness_faces_per_request",
+            "Faces found per analysed request.",
+            buckets=(0, 1, 2, 3, 5, 10, 20, 100),
+            registry=r,
+        )
+        self.modality_subsets = Counter(
+            "liveness_modality_subsets",
+            "Analysed requests by the modality subset received and the subset used "
+            "(after modality health).",
+            ["received", "used"],
+            registry=r,
+        )
+        self.reasons = Counter(
+            "liveness_reasons",
+            "Reason codes reported (frame level and per face).",
+            ["reason"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "liveness_in_flight_requests",
+            "Liveness requests being analysed now.",
+            registry=r,
+        )
+        self.queued = Gauge(
+            "liveness_queued_requests",
+            "Liveness requests waiting for an analysis slot.",
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "liveness_model_info",
+            "The loaded model (value 1), identified by its labels.",
+            ["name", "version", "sha256", "providers"],
+            registry=r,
+        )
+        self.ready = Gauge(
+            "liveness_ready", "1 when the model is loaded and warmed, else 0.", registry=r
+        )
+
+    def set_model(self, info: ModelInfo) -> None:
+        self.model_info.clear()
+        self.model_info.labels(
+            name=info.name,
+            version=info.version,
+            sha256=info.sha256,
+            providers=",".join(info.providers),
+        ).set(1)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

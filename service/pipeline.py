@@ -1,0 +1,234 @@
+"""The liveness pipeline: the ONE place where the face stage, the model and the decision meet.
+
+``LivenessPipeline.analyze(bundle, cropped=...)`` turns a :class:`~sensors.bundle.FrameBundle`
+into an :class:`Analysis` (plain dataclasses, no HTTP): per face its box, landmarks,
+bona fide score, decision at an operating point, quality values and reason codes, plus
+the modalities received and used, frame-level reasons and timings per stage. The REST
+API and the camera daemon both call it.
+
+Decision semantics (``t`` = operating-point threshold, ``m`` = uncertain margin):
+``live`` when score ≥ t + m, ``spoof`` when score < t − m, otherwise ``uncertain``. A face
+with any quality reason, or a modality subset the model does not support, is
+``uncertain`` whatever its score.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+from models.spec import MODALITIES, subset_name
+from sensors.bundle import FrameBundle
+from service.engine import InferenceEngine, ModelInfo
+from service.errors import InputError
+from service.face.config import FaceStageConfig
+from service.face.types import FaceStageResult, Reason
+
+logger = logging.getLogger(__name__)
+
+Decision = Literal["live", "spoof", "uncertain"]
+
+#: Reason codes the pipeline adds on top of :class:`service.face.types.Reason`.
+REASON_NEAR_THRESHOLD = "score_near_threshold"
+REASON_INFERENCE_FAILED = "inference_failed"
+
+
+class FaceStageLike(Protocol):
+    """What the pipeline needs from :class:`service.face.stage.FaceStage`."""
+
+    def process(self, bundle: FrameBundle, max_faces: int | None = None) -> FaceStageResult: ...
+
+    def process_cropped(self, bundle: FrameBundle) -> FaceStageResult: ...
+
+    def warmup(self) -> None: ...
+
+
+def build_face_stage(config: FaceStageConfig, input_size: int) -> FaceStageLike:
+    """The face stage for a model with ``input_size`` inputs (imported lazily)."""
+    from service.face.stage import FaceStage
+
+    stage: FaceStageLike = FaceStage(config, input_size)
+    return stage
+
+
+@dataclass
+class FaceAnalysis:
+    """One face: geometry in input pixels, score, decision and why."""
+
+    box: list[float]  # [x1, y1, x2, y2]
+    landmarks: list[list[float]]  # 5 × [x, y]
+    score: float | None  # probability of bona fide in [0, 1]; None when not scored
+    decision: Decision
+    quality: dict[str, float] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Analysis:
+    """The result of one bundle; ``asdict`` gives a JSON-ready dict."""
+
+    model: ModelInfo
+    operating_point: str
+    threshold: float
+    uncertain_margin: float
+    modalities_received: list[str]
+    modalities_used: list[str]
+    faces: list[FaceAnalysis]
+    reasons: list[str]
+    timings_ms: dict[str, float]
+    detector: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decide(score: float, threshold: float, margin: float) -> Decision:
+    """live ≥ t+m, spoof < t−m, else uncertain (see module docstring)."""
+    if score >= threshold + margin:
+        return "live"
+    if score < threshold - margin:
+        return "spoof"
+    return "uncertain"
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000.0, 3)
+
+
+def _reason(r: Any) -> str:
+    return r.value if isinstance(r, Reason) else str(r)
+
+
+class LivenessPipeline:
+    """Face stage → model → decision, for any non-empty modality subset."""
+
+    def __init__(self, engine: InferenceEngine, face_stage: FaceStageLike, settings: Any) -> None:
+        self.engine = engine
+        self.face_stage = face_stage
+        self.settings = settings
+        spec = engine.spec
+        default_op = getattr(settings, "operating_point", None) or spec.default_operating_point
+        if default_op not in spec.operating_points:
+            raise InputError(
+                f"operating point '{default_op}' is not one of this model's "
+                f"{sorted(spec.operating_points)}",
+                field="operating_point",
+            )
+        self.default_operating_point = default_op
+        margin = getattr(settings, "uncertain_margin", None)
+        self.uncertain_margin = spec.uncertain_margin if margin is None else float(margin)
+        self.max_faces = int(getattr(settings, "max_faces", 5))
+
+    def warmup(self) -> None:
+        self.engine.warmup()
+        self.face_stage.warmup()
+
+    @property
+    def ready(self) -> bool:
+        return self.engine.ready
+
+    def resolve_operating_point(self, name: str | None) -> tuple[str, float]:
+        op = name or self.default_operating_point
+        ops = self.engine.spec.operating_points
+        if op not in ops:
+            raise InputError(
+                f"unknown operating point '{op}'; this model has {sorted(ops)}",
+                field="operating_point",
+                kind="unknown-operating-point",
+            )
+        return op, ops[op]
+
+    def analyze(
+        self,
+        bundle: FrameBundle,
+        *,
+        cropped: bool,
+        max_faces: int | None = None,
+        operating_point: str | None = None,
+        decode_ms: float = 0.0,
+    ) -> Analysis:
+        """Score every face of ``bundle`` (``cropped``: the bundle is one aligned face).
+
+        Raises :class:`sensors.bundle.BundleError` for an invalid bundle and
+        :class:`service.errors.InputError` for a bad option.
+        """
+        t_start = time.perf_counter()
+        op, threshold = self.resolve_operating_point(operating_point)
+        margin = self.uncertain_margin
+        if max_faces is not None and max_faces < 1:
+            raise InputError("max_faces must be at least 1", field="max_faces")
+        limit = self.max_faces if max_faces is None else min(int(max_faces), self.max_faces)
+        bundle.validate()
+
+        t0 = time.perf_counter()
+        staged = (
+            self.face_stage.process_cropped(bundle)
+            if cropped
+            else self.face_stage.process(bundle, max_faces=limit)
+        )
+        face_ms = _ms(t0)
+
+        used: list[str] = [m for m in MODALITIES if m in staged.modalities_used]
+        frame_reasons = [_reason(r) for r in staged.reasons]
+        supported = bool(used) and self.engine.spec.supports(used)
+        if used and not supported:
+            frame_reasons.append(Reason.UNSUPPORTED_SUBSET.value)
+
+        t0 = time.perf_counter()
+        scores: list[float | Exception | None] = [None] * len(staged.faces)
+        if supported and staged.faces:
+            scores = list(self.engine.predict([f.crops for f in staged.faces]))
+        inference_ms = _ms(t0)
+
+        faces: list[FaceAnalysis] = []
+        for cand, score in zip(staged.faces, scores, strict=True):
+            reasons = [_reason(r) for r in cand.reasons]
+            value: float | None = None
+            if isinstance(score, Exception):
+                logger.warning("face not scored: %s", score)
+                reasons.append(REASON_INFERENCE_FAILED)
+            elif score is not None:
+                value = round(score, 6)
+            if not supported:
+                reasons.append(Reason.UNSUPPORTED_SUBSET.value)
+            if value is None or reasons:
+                decision: Decision = "uncertain"
+            else:
+                decision = decide(value, threshold, margin)
+                if decision == "uncertain":
+                    reasons.append(REASON_NEAR_THRESHOLD)
+            det = cand.detection
+            faces.append(
+                FaceAnalysis(
+                    box=[round(float(v), 2) for v in det.box],
+                    landmarks=[[round(float(x), 2), round(float(y), 2)] for x, y in det.landmarks],
+                    score=value,
+                    decision=decision,
+                    quality={k: round(float(v), 4) for k, v in cand.quality.items()},
+                    reasons=list(dict.fromkeys(reasons)),
+                )
+            )
+        timings = {
+            "decode": round(decode_ms, 3),
+            "face": face_ms,
+            "inference": inference_ms,
+            "total": round(decode_ms + _ms(t_start), 3),
+        }
+        return Analysis(
+            model=self.engine.info,
+            operating_point=op,
+            threshold=threshold,
+            uncertain_margin=margin,
+            modalities_received=list(staged.modalities_received),
+            modalities_used=used,
+            faces=faces,
+            reasons=list(dict.fromkeys(frame_reasons)),
+            timings_ms=timings,
+            detector=getattr(staged, "detector", ""),
+        )
+
+    @staticmethod
+    def subset_label(modalities: list[str]) -> str:
+        return subset_name(modalities) if modalities else "none"

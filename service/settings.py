@@ -1,0 +1,181 @@
+"""Settings of the REST service: one pydantic-settings class, read from ``LIVENESS_*``.
+
+Every field has a description (docs/configuration.md mirrors them). Nested face-stage
+settings use ``__`` as delimiter, e.g. ``LIVENESS_FACE__MIN_FACE_PX=60``. Unknown
+``LIVENESS_*`` variables and unknown keyword arguments are rejected, and a bad value
+fails at start-up with a message that names the variable (:func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models import DEFAULT_MODEL_PATH
+from service.face.config import FaceStageConfig
+
+ENV_PREFIX = "LIVENESS_"
+NESTED_DELIMITER = "__"
+#: Variables with these prefixes belong to other FlexLive components (e.g. the camera
+#: daemon) and are not this class's business.
+FOREIGN_PREFIXES = ("LIVENESS_DAEMON_",)
+
+
+class SettingsError(ValueError):
+    """Settings could not be loaded; the message lists every bad variable and why."""
+
+
+class Settings(BaseSettings):
+    """Configuration of ``liveness serve`` (environment variables ``LIVENESS_<FIELD>``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTED_DELIMITER,
+        extra="forbid",
+        validate_default=True,
+        protected_namespaces=(),
+    )
+
+    model_path: Path = Field(
+        default=DEFAULT_MODEL_PATH,
+        description="ONNX model file (FlexLive metadata required). Default: the bundled model.",
+    )
+    host: str = Field(default="127.0.0.1", description="Interface `liveness serve` binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="TCP port `liveness serve` binds.")
+    max_upload_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted, in bytes (all files together); larger "
+        "requests get 413 and are not read further.",
+    )
+    max_image_pixels: int = Field(
+        default=4096 * 4096,
+        ge=64 * 64,
+        description="Largest image (width × height) decoded; checked from the header before "
+        "decoding so a small file cannot expand into a huge image.",
+    )
+    max_faces: int = Field(
+        default=5, ge=1, le=100, description="Faces analysed per frame at most (full frames)."
+    )
+    operating_point: str | None = Field(
+        default=None,
+        description="Default operating point (a name from the model's operating points, e.g. "
+        "'eer'); unset = the model's default. Checked against the model at start-up.",
+    )
+    uncertain_margin: float | None = Field(
+        default=None,
+        ge=0.0,
+        lt=0.5,
+        description="Scores within this distance of the threshold are 'uncertain'; unset = "
+        "the margin stored in the model.",
+    )
+    intra_op_threads: int = Field(
+        default=2, ge=0, le=256, description="ONNX Runtime intra-op threads (0 = runtime default)."
+    )
+    providers: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto",
+        description="Execution provider: 'auto' = CUDA when onnxruntime-gpu sees a GPU, else "
+        "CPU; 'cuda' fails at start-up when CUDA is unavailable.",
+    )
+    max_batch: int = Field(
+        default=16, ge=1, le=1024, description="Faces per ONNX Runtime call at most."
+    )
+    max_concurrent_requests: int = Field(
+        default=2,
+        ge=1,
+        le=1024,
+        description="Requests analysed at the same time; further ones wait in the queue.",
+    )
+    max_queue: int = Field(
+        default=8,
+        ge=0,
+        le=100_000,
+        description="Requests allowed to wait for a slot; beyond it the service answers 503 "
+        "with Retry-After instead of queueing without bound.",
+    )
+    queue_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="Longest wait for a slot before a queued request gets 503.",
+    )
+    retry_after_s: int = Field(
+        default=1, ge=0, le=3600, description="Value of the Retry-After header on 503/429."
+    )
+    store_images: Literal[False] = Field(
+        default=False,
+        description="Uploads are never written to disk, logged or kept after the response; "
+        "only `false` is accepted (stated so a deployment can audit it).",
+    )
+    log_json: bool = Field(
+        default=True, description="Structured JSON log lines (one object per line) on stderr."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of the service."
+    )
+    face: FaceStageConfig = Field(
+        default_factory=FaceStageConfig,
+        description="Face stage (detector, minimum face size, ...); env `LIVENESS_FACE__<FIELD>`.",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+    @field_validator("model_path")
+    @classmethod
+    def _model_exists(cls, v: Path) -> Path:
+        # Existence is checked when the engine loads, where the message can say more.
+        return v.expanduser()
+
+
+def unknown_env_keys(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``LIVENESS_*`` variables that name no setting (case-insensitive, like the reader)."""
+    environ = os.environ if environ is None else environ
+    known = {name.upper() for name in Settings.model_fields}
+    bad = []
+    for key in environ:
+        upper = key.upper()
+        if not upper.startswith(ENV_PREFIX) or upper.startswith(FOREIGN_PREFIXES):
+            continue
+        top = upper[len(ENV_PREFIX) :].split(NESTED_DELIMITER, 1)[0]
+        if top not in known:
+            bad.append(key)
+    return sorted(bad)
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        env = ENV_PREFIX + NESTED_DELIMITER.join(loc).upper() if loc else "settings"
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"  {env}: {err['msg']}{shown}")
+    return "invalid settings:\n" + "\n".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read :class:`Settings` from ``os.environ`` plus explicit overrides.
+
+    Raises :class:`SettingsError` with one readable line per problem: unknown
+    ``LIVENESS_*`` variables, unknown override keys and invalid values.
+    """
+    unknown = unknown_env_keys()
+    bad_keys = sorted(set(overrides) - set(Settings.model_fields))
+    if unknown or bad_keys:
+        names = unknown + bad_keys
+        raise SettingsError(
+            f"unknown setting(s) {', '.join(names)}; known: "
+            + ", ".join(ENV_PREFIX + n.upper() for n in Settings.model_fields)
+        )
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
