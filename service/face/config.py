@@ -20,7 +20,12 @@ class FaceStageConfig(BaseModel):
         "head-sized blob in depth (RGB-D/IR-D without a usable RGB face); 'auto': mtcnn, then "
         "the depth path when mtcnn finds nothing and depth is present.",
     )
-    min_face_px: int = Field(default=40, ge=12, description="Smallest face side (pixels) detected")
+    min_face_px: int = Field(
+        default=48,
+        ge=12,
+        description="Smallest face side (pixels) detected; sets the detector's image pyramid "
+        "(the cost grows ~1/min_face_px²: 40 costs ~1.4× the time of 48)",
+    )
     max_faces: int = Field(default=5, ge=1, le=100, description="Faces returned per frame at most")
     detection_threshold: float = Field(
         default=0.9, gt=0, lt=1, description="Final detector confidence to accept a face"
