@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -171,11 +171,61 @@ def load_settings(**overrides: Any) -> Settings:
     bad_keys = sorted(set(overrides) - set(Settings.model_fields))
     if unknown or bad_keys:
         names = unknown + bad_keys
+        hint = ""
+        if any(n.upper().startswith(ENV_PREFIX + "FACE_") for n in unknown):
+            hint = f" (face-stage settings are {ENV_PREFIX}FACE{NESTED_DELIMITER}<FIELD>)"
         raise SettingsError(
-            f"unknown setting(s) {', '.join(names)}; known: "
+            f"unknown setting(s) {', '.join(names)}{hint}; known: "
             + ", ".join(ENV_PREFIX + n.upper() for n in Settings.model_fields)
         )
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
+
+
+def _type_name(annotation: Any) -> str:
+    text = str(annotation) if get_origin(annotation) else annotation.__name__
+    text = text.replace("typing.", "").replace("pathlib.", "")
+    return text.replace(" | None", " (optional)").replace("|", "or")
+
+
+def _default(field: Any) -> str:
+    if field.default_factory is not None:
+        return "(see below)"
+    value = field.default
+    if isinstance(value, Path):
+        try:
+            return str(value.relative_to(Path(__file__).resolve().parents[1]))
+        except ValueError:
+            return str(value)
+    return "unset" if value is None else repr(value).replace("'", "")
+
+
+def settings_markdown() -> str:
+    """The settings tables of docs/configuration.md, generated from the classes."""
+    rows = ["| variable | type | default | description |", "| --- | --- | --- | --- |"]
+    for name, f in Settings.model_fields.items():
+        rows.append(
+            f"| `{ENV_PREFIX}{name.upper()}` | {_type_name(f.annotation)} | {_default(f)} "
+            f"| {(f.description or '').replace('|', chr(92) + '|')} |"
+        )
+    rows += [
+        "",
+        f"Face stage (`{ENV_PREFIX}FACE{NESTED_DELIMITER}<FIELD>`):",
+        "",
+        "| variable | type | default | description |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, f in FaceStageConfig.model_fields.items():
+        rows.append(
+            f"| `{ENV_PREFIX}FACE{NESTED_DELIMITER}{name.upper()}` | {_type_name(f.annotation)} "
+            f"| {_default(f)} | {(f.description or '').replace('|', chr(92) + '|')} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # regenerate the tables of docs/configuration.md
+    import sys
+
+    sys.stdout.write(settings_markdown())

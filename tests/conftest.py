@@ -10,7 +10,11 @@ variants for refusal tests.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +111,39 @@ def build_test_model(
 def test_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A valid FlexLive test model (input size 64, operating points eer=0.5, apcer1=0.8)."""
     return build_test_model(tmp_path_factory.mktemp("model") / "flexlive-test.onnx")
+
+
+@pytest.fixture(scope="session")
+def build_model() -> Any:
+    """The :func:`build_test_model` function, for tests that need broken variants."""
+    return build_test_model
+
+
+@contextmanager
+def serve_in_thread(app: Any) -> Iterator[str]:
+    """Run ``app`` on a real uvicorn server on a free port; yields its base URL."""
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Any:
+    """The :func:`serve_in_thread` context manager."""
+    return serve_in_thread
