@@ -18,8 +18,8 @@ from service.api.schemas import (
     Health,
     LivenessJSONRequest,
     LivenessResponse,
-    ModelIdentity,
     ModelCard,
+    ModelIdentity,
     Readiness,
 )
 from service.api.uploads import LivenessRequest, read_liveness_request
