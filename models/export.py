@@ -16,6 +16,7 @@ import datetime as dt
 import io
 import json
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from models.train import base_spec, load_checkpoint
 
 log = logging.getLogger(__name__)
 
-OPSET = 17
+OPSET = 18
 PARITY_ATOL = 1e-4
 
 
@@ -48,8 +49,12 @@ class ParityError(RuntimeError):
     """The exported ONNX model does not reproduce the torch model."""
 
 
-def to_onnx_bytes(net: FlexModalNet, opset: int = OPSET) -> bytes:
-    """Trace the network into ONNX bytes with a dynamic batch dimension."""
+def to_onnx_bytes(net: FlexModalNet, opset: int = OPSET, dynamo: bool = True) -> bytes:
+    """Export the network to ONNX bytes with a dynamic batch dimension.
+
+    Uses torch's ``torch.export``-based exporter; falls back to the TorchScript exporter
+    (deprecated upstream) only if that fails, so older torch builds still export.
+    """
     wrapper = OnnxWrapper(net).eval()
     S = net.input_size
     dummy = (
@@ -58,18 +63,39 @@ def to_onnx_bytes(net: FlexModalNet, opset: int = OPSET) -> bytes:
         torch.zeros(2, 1, S, S),
         torch.ones(2, len(MODALITIES)),
     )
+    outputs = [OUTPUT_SCORE, OUTPUT_PIXEL_MAP]
+    if dynamo:
+        try:
+            batch = torch.export.Dim("batch")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                program = torch.onnx.export(
+                    wrapper,
+                    dummy,
+                    input_names=list(INPUT_NAMES),
+                    output_names=outputs,
+                    dynamic_shapes=tuple({0: batch} for _ in INPUT_NAMES),
+                    opset_version=max(opset, 18),
+                    dynamo=True,
+                    verbose=False,
+                )
+            assert program is not None
+            return program.model_proto.SerializeToString()
+        except Exception as exc:  # noqa: BLE001 - any exporter failure → legacy path
+            log.warning("torch.export-based ONNX export failed (%s); using the legacy one", exc)
     buf = io.BytesIO()
-    names = [*INPUT_NAMES, OUTPUT_SCORE, OUTPUT_PIXEL_MAP]
-    torch.onnx.export(
-        wrapper,
-        dummy,
-        buf,
-        input_names=list(INPUT_NAMES),
-        output_names=[OUTPUT_SCORE, OUTPUT_PIXEL_MAP],
-        dynamic_axes={n: {0: "batch"} for n in names},
-        opset_version=opset,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper,
+            dummy,
+            buf,
+            input_names=list(INPUT_NAMES),
+            output_names=outputs,
+            dynamic_axes={n: {0: "batch"} for n in (*INPUT_NAMES, *outputs)},
+            opset_version=opset,
+            dynamo=False,
+        )
     return buf.getvalue()
 
 

@@ -1,0 +1,107 @@
+"""Export round trip: checkpoint → ONNX with metadata → engine-side spec, parity, eval."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+
+torch = pytest.importorskip("torch")
+
+from models.datasets.crops import CropCache, restrict  # noqa: E402
+from models.datasets.toy import write_toy_dataset  # noqa: E402
+from models.evaluate import SUBSET_ORDER, read_spec, session  # noqa: E402
+from models.preprocess import preprocess_batch  # noqa: E402
+from models.spec import INPUT_NAMES, ModelSpec, all_subsets, subset_name  # noqa: E402
+from models.train import TrainConfig, load_checkpoint, train  # noqa: E402
+from service.cli import main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("exp")
+    data = write_toy_dataset(root / "data", n_per_split=24)
+    ckpt = train(
+        TrainConfig(
+            data=str(data),
+            out=str(root / "run"),
+            epochs=1,
+            batch_size=16,
+            progress=False,
+            warmup_steps=1,
+        )
+    )
+    out = root / "model.onnx"
+    result = CliRunner().invoke(
+        main,
+        [
+            "export",
+            "--checkpoint",
+            str(ckpt),
+            "--out",
+            str(out),
+            "--data",
+            str(data),
+            "--version",
+            "9.9.9",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return {"data": data, "ckpt": ckpt, "onnx": out}
+
+
+def test_engine_reads_the_metadata_back(exported: dict[str, Path]) -> None:
+    model = onnx.load(str(exported["onnx"]))
+    spec = ModelSpec.from_metadata({p.key: p.value for p in model.metadata_props})
+    assert spec.name == "flexlive-lite" and spec.version == "9.9.9"
+    assert spec.backbone == "flexlive_lite" and spec.fusion == "se_concat"
+    assert set(spec.operating_points) == {"eer", "apcer5", "apcer1", "bpcer1"}
+    assert spec.has_pixel_map and spec.input_size == 112
+    assert set(spec.supported_subsets) == {subset_name(s) for s in all_subsets()}
+    subsets = spec.evaluation["subsets"]
+    assert set(subsets) == {subset_name(s) for s in SUBSET_ORDER}  # JSON sorts keys
+    assert all("acer" in v and "thresholds" in v for v in subsets.values())
+    assert spec.created and "training samples" in spec.training_data
+    assert [i.name for i in model.graph.input] == list(INPUT_NAMES)
+    assert [o.name for o in model.graph.output] == ["score", "pixel_map"]
+
+
+def test_onnx_matches_torch_on_every_subset(exported: dict[str, Path]) -> None:
+    net, _ = load_checkpoint(exported["ckpt"])
+    spec = read_spec(exported["onnx"])
+    sess = session(exported["onnx"])
+    dev = CropCache.from_protocol(exported["data"], "intra", "dev")
+    for subset in all_subsets():
+        feed = preprocess_batch([restrict(dev[i], subset) for i in range(5)], spec)
+        score, pmap = sess.run(None, feed)
+        with torch.no_grad():
+            ref = net(*(torch.from_numpy(feed[k]) for k in INPUT_NAMES))
+        np.testing.assert_allclose(score, ref["score"].numpy(), atol=1e-5)
+        np.testing.assert_allclose(pmap, ref["pixel_map"].numpy(), atol=1e-5)
+
+
+def test_eval_command_reports_every_subset(exported: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "--model",
+            str(exported["onnx"]),
+            "--data",
+            str(exported["data"]),
+            "--json",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "rgb+depth+ir" in result.output and "APCER per attack species" in result.output
+    report = json.loads(out.read_text())
+    assert list(report["subsets"]) == [subset_name(s) for s in SUBSET_ORDER]
+    for r in report["subsets"].values():
+        assert 0.0 <= r["test"]["acer"] <= 1.0
+        assert set(r["test"]["operating_points"]["eer"]["apcer_per_species"]) == {"print", "replay"}
