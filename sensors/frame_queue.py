@@ -1,8 +1,9 @@
 """A bounded frame queue between capture and its consumers.
 
-A camera does not wait for a slow consumer, so the queue never blocks the producer: when
-it is full the **oldest** item is dropped (the consumer always gets the freshest frames)
-and the drop is counted. Memory is bounded by ``maxsize`` items.
+A camera does not wait for a slow consumer, so ``put`` never blocks the producer: when
+the queue is full the **oldest** item is dropped (the consumer always gets the freshest
+frames) and the drop is counted. A file can wait, so ``put_wait`` blocks for room instead
+(back-pressure, nothing lost). Memory is bounded by ``maxsize`` items either way.
 """
 
 from __future__ import annotations
@@ -43,8 +44,26 @@ class DropOldestQueue(Generic[T]):
                 self.dropped += 1
             self._items.append(item)
             self.put_count += 1
-            self._cond.notify()
+            self._cond.notify_all()
             return dropped
+
+    def put_wait(self, item: T, timeout: float | None = None) -> bool:
+        """Enqueue ``item`` once there is room (back-pressure); False after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while len(self._items) >= self.maxsize:
+                if self._closed:
+                    raise QueueClosed("put on a closed queue")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            if self._closed:
+                raise QueueClosed("put on a closed queue")
+            self._items.append(item)
+            self.put_count += 1
+            self._cond.notify_all()
+            return True
 
     def get(self, timeout: float | None = None) -> T | None:
         """The oldest item; ``None`` after ``timeout`` seconds; :class:`QueueClosed` at the end."""
@@ -57,7 +76,9 @@ class DropOldestQueue(Generic[T]):
                 if remaining is not None and remaining <= 0:
                     return None
                 self._cond.wait(remaining)
-            return self._items.popleft()
+            item = self._items.popleft()
+            self._cond.notify_all()  # a producer may be waiting for room
+            return item
 
     def close(self) -> None:
         """No more puts; consumers drain what is left, then get :class:`QueueClosed`."""

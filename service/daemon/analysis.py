@@ -1,0 +1,84 @@
+"""The production analyser: :class:`service.pipeline.LivenessPipeline` behind
+:class:`~service.daemon.types.FrameAnalyzer`, and how the CLI builds it from a model path."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sensors.bundle import FrameBundle
+from service.daemon.types import FaceObservation, FrameAnalysis, OperatingPoint
+
+log = logging.getLogger(__name__)
+
+
+class PipelineAnalyzer:
+    """Adapts a ``LivenessPipeline`` (face stage + ONNX model + per-frame decision)."""
+
+    def __init__(self, pipeline: Any, operating_point: str | None = None) -> None:
+        self.pipeline = pipeline
+        name, threshold = pipeline.resolve_operating_point(operating_point)
+        self._op = OperatingPoint(name, float(threshold), float(pipeline.uncertain_margin))
+
+    @property
+    def operating_point(self) -> OperatingPoint:
+        return self._op
+
+    @property
+    def model_name(self) -> str:
+        info = self.pipeline.engine.info
+        return f"{info.name} {info.version}"
+
+    def warmup(self) -> None:
+        self.pipeline.warmup()
+
+    def analyze(self, bundle: FrameBundle) -> FrameAnalysis:
+        result = self.pipeline.analyze(bundle, cropped=False, operating_point=self._op.name)
+        return FrameAnalysis(
+            faces=[
+                FaceObservation(
+                    box=(float(f.box[0]), float(f.box[1]), float(f.box[2]), float(f.box[3])),
+                    score=f.score,
+                    decision=f.decision,
+                    reasons=list(f.reasons),
+                    landmarks=f.landmarks,
+                    quality=dict(f.quality),
+                )
+                for f in result.faces
+            ],
+            reasons=list(result.reasons),
+            modalities_received=list(result.modalities_received),
+            modalities_used=list(result.modalities_used),
+            timings_ms=dict(result.timings_ms),
+        )
+
+    def close(self) -> None:
+        self.pipeline.engine.close()
+
+
+def build_pipeline_analyzer(
+    model_path: Path | None = None,
+    operating_point: str | None = None,
+    **settings_overrides: Any,
+) -> PipelineAnalyzer:
+    """Settings (env ``LIVENESS_*`` + overrides) → engine → face stage → pipeline.
+
+    Raises ``service.settings.SettingsError`` / ``service.engine.ModelLoadError`` with
+    readable messages.
+    """
+    from service.engine import InferenceEngine
+    from service.pipeline import LivenessPipeline, build_face_stage
+    from service.settings import load_settings
+
+    overrides = {k: v for k, v in settings_overrides.items() if v is not None}
+    if model_path is not None:
+        overrides["model_path"] = model_path
+    if operating_point is not None:
+        overrides["operating_point"] = operating_point
+    settings = load_settings(**overrides)
+    engine = InferenceEngine.load(settings.model_path, settings)
+    stage = build_face_stage(settings.face, engine.spec.input_size)
+    pipeline = LivenessPipeline(engine, stage, settings)
+    log.info("model %s %s (%s)", engine.info.name, engine.info.version, settings.model_path)
+    return PipelineAnalyzer(pipeline, operating_point)

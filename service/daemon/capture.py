@@ -1,0 +1,171 @@
+"""The capture thread: source → bounded queue, with reconnects and a stall watchdog.
+
+The thread owns the source. It opens it (retrying with exponential back-off), reads
+bundles into the queue and reopens it whenever it fails (:class:`SourceError`), stalls
+(no frame for ``stall_timeout_s``) or — with ``on_end="reopen"`` — ends. A live source
+never waits for the consumer: the queue drops its oldest frame. A non-live source
+(recording, video, folder played as fast as possible) is read only as fast as the
+consumer analyses, so no frame of a file is lost.
+
+State changes (connected / stalled / reconnecting / ended) are reported through
+``on_state`` so the daemon can turn unready and log clearly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sensors.base import FrameSource, SourceEnded, SourceError
+from sensors.bundle import FrameBundle
+from sensors.frame_queue import DropOldestQueue, QueueClosed
+from service.daemon.metrics import DaemonMetrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CapturedFrame:
+    bundle: FrameBundle
+    captured_at: float  # time.monotonic() when read from the source
+    sequence: int  # frames read since the daemon started, across reconnects
+    generation: int  # increments on every (re)open: tracks do not survive a reopen
+
+
+class CaptureWorker:
+    def __init__(
+        self,
+        source_factory: Callable[[], FrameSource],
+        queue: DropOldestQueue[CapturedFrame],
+        metrics: DaemonMetrics,
+        *,
+        stall_timeout_s: float = 2.0,
+        reconnect_initial_s: float = 0.5,
+        reconnect_max_s: float = 30.0,
+        on_end: str = "stop",
+        on_state: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.source_factory = source_factory
+        self.queue = queue
+        self.metrics = metrics
+        self.stall_timeout_s = stall_timeout_s
+        self.reconnect_initial_s = reconnect_initial_s
+        self.reconnect_max_s = reconnect_max_s
+        self.on_end = on_end
+        self.on_state = on_state or (lambda state, detail: None)
+        self.state = "starting"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.sequence = 0
+        self.generation = 0
+        self.last_frame_at: float | None = None
+        self.finished = threading.Event()  # the thread has exited (ended or stopped)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("capture thread did not stop within %.1fs", timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _set_state(self, state: str, detail: str = "") -> None:
+        self.state = state
+        self.on_state(state, detail)
+
+    def _run(self) -> None:
+        delay = self.reconnect_initial_s
+        first = True
+        try:
+            while not self._stop.is_set():
+                if not first:
+                    self.metrics.reconnects.inc()
+                    self._set_state("reconnecting", f"reopening in {delay:.1f}s")
+                    log.warning("source: reopening in %.1fs", delay)
+                    if self._stop.wait(delay):
+                        break
+                    delay = min(delay * 2, self.reconnect_max_s)
+                first = False
+                try:
+                    source = self.source_factory()
+                    source.open()
+                except SourceError as exc:
+                    self.metrics.source_errors.labels("open").inc()
+                    self._set_state("disconnected", str(exc))
+                    log.error("source: cannot open: %s", exc)
+                    continue
+                self.generation += 1
+                try:
+                    outcome = self._pump(source)
+                finally:
+                    source.close()
+                if outcome == "delivered":
+                    delay = self.reconnect_initial_s  # it worked for a while: start over
+                if outcome == "ended" and self.on_end == "stop":
+                    self._set_state("ended", "source finished")
+                    break
+        finally:
+            self.queue.close()
+            self.finished.set()
+
+    def _pump(self, source: FrameSource) -> str:
+        """Read until stop/failure; return 'stopped', 'ended', 'failed' or 'delivered'."""
+        delivered = False
+        self._set_state("connected", source.description)
+        last = time.monotonic()  # the last frame, or the moment the source opened
+        while not self._stop.is_set():
+            try:
+                bundle = source.read(timeout=min(self.stall_timeout_s, 0.5))
+            except SourceEnded as exc:
+                log.info("source: %s", exc)
+                self.metrics.source_errors.labels("ended").inc()
+                return "ended"
+            except SourceError as exc:
+                log.error("source failed: %s", exc)
+                self.metrics.source_errors.labels("read").inc()
+                self._set_state("disconnected", str(exc))
+                return "delivered" if delivered else "failed"
+            now = time.monotonic()
+            if bundle is None:
+                if now - last >= self.stall_timeout_s:
+                    msg = f"no frame for {now - last:.1f}s from {source.description}"
+                    log.error("source stalled: %s", msg)
+                    self.metrics.source_errors.labels("stall").inc()
+                    self._set_state("stalled", msg)
+                    return "delivered" if delivered else "failed"
+                continue
+            last = now
+            if self.state != "connected":
+                self._set_state("connected", source.description)
+            self.last_frame_at = now
+            item = CapturedFrame(bundle, now, self.sequence, self.generation)
+            self.sequence += 1
+            self.metrics.frames_captured.inc()
+            self.metrics.rate_in.mark(now)
+            try:
+                if source.live:
+                    if self.queue.put(item) is not None:
+                        self.metrics.frames_dropped.labels("queue_full").inc()
+                elif not self._put_waiting(item):
+                    return "stopped"
+            except QueueClosed:
+                return "stopped"
+            delivered = True
+        return "stopped"
+
+    def _put_waiting(self, item: CapturedFrame) -> bool:
+        """Back-pressure for files: wait for room instead of dropping. False when stopping."""
+        while not self._stop.is_set():
+            if self.queue.put_wait(item, timeout=0.1):
+                return True
+        return False

@@ -1,0 +1,166 @@
+"""``liveness daemon``: run the live camera daemon on a source.
+
+Example::
+
+    liveness daemon --source realsense --output stdout --output jsonl:events.jsonl \\
+        --output webhook:http://door-controller.local/liveness --port 8081
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+log = logging.getLogger(__name__)
+
+
+@click.command("daemon")
+@click.option(
+    "--source",
+    "source_uri",
+    required=True,
+    help="realsense[:SERIAL] | recording:PATH | video:PATH | camera:INDEX | folder:PATH | "
+    "synthetic[:PROFILE], with optional ?key=value options (docs/sensors.md).",
+)
+@click.option(
+    "--output",
+    "outputs",
+    multiple=True,
+    default=("stdout",),
+    show_default=True,
+    help="stdout | jsonl:PATH | webhook:URL; repeat for several.",
+)
+@click.option("--max-frames", type=int, default=None, help="Stop after N processed frames.")
+@click.option(
+    "--port",
+    type=int,
+    default=8081,
+    show_default=True,
+    help="Port of /healthz, /readyz, /metrics and the preview page (0 = any free port).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address.")
+@click.option("--no-http", is_flag=True, help="Do not start the HTTP server.")
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="ONNX model [env LIVENESS_MODEL_PATH, the bundled model].",
+)
+@click.option("--operating-point", default=None, help="Model operating point (e.g. eer).")
+@click.option(
+    "--on-end",
+    type=click.Choice(["stop", "reopen"]),
+    default="stop",
+    show_default=True,
+    help="When a recording/video/folder ends: stop, or reopen it like a lost camera.",
+)
+@click.option("--queue-size", type=int, default=4, show_default=True, help="Frames buffered.")
+@click.option(
+    "--stall-timeout",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Seconds without a frame before the source counts as stalled and is reopened.",
+)
+@click.option(
+    "--min-live-frames",
+    type=int,
+    default=None,
+    help="Consecutive frames in the live band before a track is live (default 10).",
+)
+@click.option("--window", type=int, default=None, help="Scored frames aggregated per track.")
+def daemon(
+    source_uri: str,
+    outputs: tuple[str, ...],
+    max_frames: int | None,
+    port: int,
+    host: str,
+    no_http: bool,
+    model_path: Path | None,
+    operating_point: str | None,
+    on_end: str,
+    queue_size: int,
+    stall_timeout: float,
+    min_live_frames: int | None,
+    window: int | None,
+) -> None:
+    """Decide, frame by frame and face by face, whether a live person is in front of a camera."""
+    from pydantic import ValidationError
+
+    from sensors.config import create_source
+    from sensors.uri import SourceURIError, parse_source_uri
+    from service.daemon.config import DaemonConfig, TrackerConfig
+    from service.daemon.outputs import OutputSpecError, parse_output
+    from service.daemon.runner import LivenessDaemon
+
+    try:
+        source_config = parse_source_uri(source_uri)
+    except SourceURIError as exc:
+        raise click.BadParameter(str(exc), param_hint="--source") from None
+    try:
+        sinks = [parse_output(spec) for spec in outputs]
+    except OutputSpecError as exc:
+        raise click.BadParameter(str(exc), param_hint="--output") from None
+    tracker_overrides: dict[str, Any] = {}
+    if min_live_frames is not None:
+        tracker_overrides["min_live_frames"] = min_live_frames
+    if window is not None:
+        tracker_overrides["window"] = window
+    try:
+        config = DaemonConfig(
+            tracker=TrackerConfig(**tracker_overrides),
+            queue_size=queue_size,
+            stall_timeout_s=stall_timeout,
+            on_end=on_end,  # type: ignore[arg-type]
+            max_frames=max_frames,
+            http_host=host,
+            http_port=None if no_http else port,
+        )
+    except ValidationError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    analyzer = _build_analyzer(model_path, operating_point)
+    runner = LivenessDaemon(
+        lambda: create_source(source_config),
+        analyzer,
+        sinks,
+        config,
+        source_name=source_uri,
+    )
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        runner.stop(f"signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        if not no_http:
+            url = runner.start_http()
+            log.info("preview at %s/  (health %s/readyz, metrics %s/metrics)", url, url, url)
+        summary = runner.run()
+    finally:
+        analyzer.close()
+    log.info(
+        "final decisions: %s",
+        ", ".join(f"#{tid} {d}" for tid, d in summary.final_decisions.items()) or "no tracks",
+    )
+    sys.stdout.flush()
+
+
+def _build_analyzer(model_path: Path | None, operating_point: str | None) -> Any:
+    from service.daemon.analysis import build_pipeline_analyzer
+
+    try:
+        return build_pipeline_analyzer(model_path, operating_point)
+    except Exception as exc:  # settings/model errors carry a readable message
+        name = type(exc).__name__
+        if name in {"SettingsError", "ModelLoadError", "InputError"}:
+            raise click.ClickException(str(exc)) from None
+        raise

@@ -1,0 +1,220 @@
+"""Where daemon events go: ``stdout``, ``jsonl:PATH``, ``webhook:URL``.
+
+Two event kinds (schema in docs/daemon.md):
+
+- ``frame`` — one per processed frame, with a ``faces`` list (track id, box, aggregated
+  score, decision, reasons…); written by ``stdout`` and ``jsonl`` outputs.
+- ``decision`` — one per change of a track's decision; POSTed by the ``webhook`` output
+  (and counted in metrics).
+
+The webhook output never blocks the daemon: events go into a bounded buffer (oldest
+dropped and counted when full) that a sender thread POSTs in order, retrying a failed
+POST with exponential back-off. On close every output flushes, the webhook for at most
+``flush_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from abc import ABC, abstractmethod
+from collections import deque
+from pathlib import Path
+from typing import IO, Any
+
+log = logging.getLogger(__name__)
+
+
+class OutputSpecError(ValueError):
+    pass
+
+
+def dumps(event: dict[str, Any]) -> str:
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=float)
+
+
+class Output(ABC):
+    name: str = "output"
+
+    def start(self) -> None:  # noqa: B027 - optional hook
+        """Called once before the first event."""
+
+    def frame(self, event: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """One processed frame."""
+
+    def decision(self, event: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """A track's decision changed."""
+
+    @abstractmethod
+    def close(self, timeout: float) -> None:
+        """Flush and release; may wait up to ``timeout`` seconds."""
+
+
+class StreamOutput(Output):
+    """Frame events as JSON lines on a text stream."""
+
+    def __init__(self, stream: IO[str], name: str) -> None:
+        self.stream = stream
+        self.name = name
+        self.lines = 0
+
+    def frame(self, event: dict[str, Any]) -> None:
+        self.stream.write(dumps(event) + "\n")
+        self.lines += 1
+
+    def close(self, timeout: float) -> None:
+        self.stream.flush()
+
+
+class StdoutOutput(StreamOutput):
+    def __init__(self) -> None:
+        super().__init__(sys.stdout, "stdout")
+
+
+class JsonlOutput(StreamOutput):
+    """Frame events appended to a JSONL file, flushed per line (a crash loses nothing)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(path.open("a", encoding="utf-8"), f"jsonl:{path}")
+
+    def frame(self, event: dict[str, Any]) -> None:
+        super().frame(event)
+        self.stream.flush()
+
+    def close(self, timeout: float) -> None:
+        if not self.stream.closed:
+            self.stream.flush()
+            self.stream.close()
+
+
+class WebhookOutput(Output):
+    """POST each decision event as JSON to ``url``, in order, with retries and back-off."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        buffer_size: int = 1000,
+        timeout_s: float = 5.0,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        on_drop: Any = None,
+        on_retry: Any = None,
+    ) -> None:
+        self.url = url
+        self.name = f"webhook:{url}"
+        self.timeout_s = timeout_s
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self._buffer: deque[dict[str, Any]] = deque()
+        self.buffer_size = buffer_size
+        self._cond = threading.Condition()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self.sent = 0
+        self.dropped = 0
+        self.failures = 0
+        self._on_drop = on_drop
+        self._on_retry = on_retry
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="webhook-sender", daemon=True)
+        self._thread.start()
+
+    def decision(self, event: dict[str, Any]) -> None:
+        with self._cond:
+            if len(self._buffer) >= self.buffer_size:
+                self._buffer.popleft()
+                self.dropped += 1
+                if self._on_drop:
+                    self._on_drop()
+                log.warning("%s: buffer full, dropped the oldest event", self.name)
+            self._buffer.append(event)
+            self._cond.notify()
+
+    @property
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._buffer)
+
+    def _post(self, event: dict[str, Any]) -> None:
+        request = urllib.request.Request(
+            self.url,
+            data=dumps(event).encode("utf-8"),
+            headers={"Content-Type": "application/json", "User-Agent": "flexlive-daemon"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+            if not 200 <= response.status < 300:
+                raise urllib.error.HTTPError(
+                    self.url, response.status, "non-2xx", response.headers, None
+                )
+
+    def _run(self) -> None:
+        delay = self.backoff_initial_s
+        while True:
+            with self._cond:
+                while not self._buffer and not self._closing:
+                    self._cond.wait()
+                if not self._buffer:
+                    return  # closing and drained
+                event = self._buffer[0]
+            try:
+                self._post(event)
+            except Exception as exc:  # network errors of every kind: retry after a pause
+                self.failures += 1
+                if self._on_retry:
+                    self._on_retry()
+                log.warning("%s: POST failed (%s); retrying in %.1fs", self.name, exc, delay)
+                with self._cond:
+                    if self._closing:
+                        # shutting down: keep trying only until close() gives up on us
+                        self._cond.wait(min(delay, 0.2))
+                    else:
+                        self._cond.wait(delay)
+                delay = min(delay * 2, self.backoff_max_s)
+                continue
+            delay = self.backoff_initial_s
+            with self._cond:
+                if self._buffer and self._buffer[0] is event:
+                    self._buffer.popleft()
+                self.sent += 1
+
+    def close(self, timeout: float) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("%s: %d event(s) not delivered before shutdown", self.name, self.pending)
+
+
+def parse_output(spec: str, **webhook_options: Any) -> Output:
+    """``stdout`` | ``jsonl:PATH`` | ``webhook:URL`` → an :class:`Output`."""
+    kind, _, value = spec.partition(":")
+    if kind == "stdout" and not value:
+        return StdoutOutput()
+    if kind == "jsonl" and value:
+        return JsonlOutput(Path(value))
+    if kind == "webhook" and value.startswith(("http://", "https://")):
+        return WebhookOutput(value, **webhook_options)
+    raise OutputSpecError(
+        f"bad output {spec!r}: expected stdout, jsonl:PATH or webhook:http(s)://HOST/PATH"
+    )
+
+
+def close_all(outputs: list[Output], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for output in outputs:
+        try:
+            output.close(max(0.0, deadline - time.monotonic()))
+        except Exception:
+            log.exception("error closing output %s", output.name)

@@ -1,0 +1,90 @@
+"""Deterministic stand-ins for the model, for the daemon's tests and model-free demos.
+
+:class:`MarkerAnalyzer` reads each "face" from the pixels themselves: a face is a square
+patch whose centre pixel is pure blue in RGB (0, 0, 255), and its bona fide score is the
+red channel of the patch's top-left pixel / 255. A recording written with such patches and
+replayed through the SDK therefore drives the daemon to known decisions, exercising
+capture, queue, tracking, aggregation and outputs without a network.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from sensors.bundle import FrameBundle
+from service.daemon.types import Decision, FaceObservation, FrameAnalysis, OperatingPoint
+
+MARKER_SIZE = 40
+
+
+def paint_face(rgb: np.ndarray, x: int, y: int, score: float, size: int = MARKER_SIZE) -> None:
+    """Draw a marker face with its top-left corner at (x, y) and the given score, in place."""
+    rgb[y : y + size, x : x + size] = (0, 128, 0)
+    rgb[y, x] = (int(round(score * 255)), 0, 0)
+    rgb[y + size // 2, x + size // 2] = (0, 0, 255)
+
+
+class MarkerAnalyzer:
+    """Finds marker faces (see module docstring); optional per-frame delay and failures."""
+
+    def __init__(
+        self,
+        threshold: float = 0.5,
+        margin: float = 0.05,
+        delay_s: float = 0.0,
+        size: int = MARKER_SIZE,
+    ) -> None:
+        self._op = OperatingPoint("test", threshold, margin)
+        self.delay_s = delay_s
+        self.size = size
+        self.warmed = False
+        self.closed = False
+        self.calls = 0
+
+    @property
+    def operating_point(self) -> OperatingPoint:
+        return self._op
+
+    @property
+    def model_name(self) -> str:
+        return "marker-analyzer"
+
+    def warmup(self) -> None:
+        self.warmed = True
+
+    def _decide(self, score: float) -> Decision:
+        t, m = self._op.threshold, self._op.margin
+        return "live" if score >= t + m else "spoof" if score < t - m else "uncertain"
+
+    def analyze(self, bundle: FrameBundle) -> FrameAnalysis:
+        self.calls += 1
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        faces: list[FaceObservation] = []
+        rgb = bundle.rgb
+        if rgb is not None:
+            half = self.size // 2
+            ys, xs = np.nonzero((rgb[:, :, 2] == 255) & (rgb[:, :, 0] == 0) & (rgb[:, :, 1] == 0))
+            for cy, cx in zip(ys.tolist(), xs.tolist(), strict=True):
+                x, y = cx - half, cy - half
+                if x < 0 or y < 0:
+                    continue
+                score = float(rgb[y, x, 0]) / 255.0
+                faces.append(
+                    FaceObservation(
+                        box=(float(x), float(y), float(x + self.size), float(y + self.size)),
+                        score=score,
+                        decision=self._decide(score),
+                    )
+                )
+        return FrameAnalysis(
+            faces=faces,
+            reasons=[] if faces else ["no_face"],
+            modalities_received=list(bundle.present),
+            modalities_used=list(bundle.present),
+        )
+
+    def close(self) -> None:
+        self.closed = True
