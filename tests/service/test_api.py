@@ -411,3 +411,44 @@ def test_readyz_is_503_until_warm_and_overload_is_503_with_retry_after(
             assert codes == [200, 503], [x.text for x in results]
     finally:
         engine.warmup = original_warm  # type: ignore[method-assign]
+
+
+class _BrokenPipeline(LivenessPipeline):
+    def analyze(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret internals: /etc/passwd")
+
+
+def test_unexpected_errors_are_a_generic_500_problem(
+    engine: InferenceEngine, live_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(model_path=Path(engine.info.path))
+    pipeline = _BrokenPipeline(engine, build_face_stage(settings.face, 64), settings)
+    with (
+        live_server(create_app(settings, pipeline=pipeline)) as url,
+        httpx.Client(base_url=url, timeout=30) as c,
+    ):
+        wait_ready(c)
+        with caplog.at_level("ERROR"):
+            r = c.post("/liveness", files=files_for(("rgb",)), data={"cropped": "true"})
+        body = problem(r, 500, None, "internal-error")
+        assert "secret" not in r.text and body["request_id"] == r.headers["x-request-id"]
+        assert any("secret internals" in (rec.exc_text or "") or rec.exc_info for rec in
+                   caplog.records)  # fmt: skip
+        assert c.get("/healthz").status_code == 200
+
+
+def test_json_log_lines_carry_the_request_id_and_no_image_bytes() -> None:
+    import json
+    import logging
+
+    from service.logging_setup import JsonFormatter, RequestIdFilter, request_id_var
+
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "analysis", None, None)
+    token = request_id_var.set("rid-1")
+    try:
+        RequestIdFilter().filter(record)
+    finally:
+        request_id_var.reset(token)
+    record.faces = 1
+    line = json.loads(JsonFormatter().format(record))
+    assert line["request_id"] == "rid-1" and line["msg"] == "analysis" and line["faces"] == 1
