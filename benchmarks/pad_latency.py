@@ -1,0 +1,54 @@
+"""Batch-1 onnxruntime latency of a FlexLive model on N CPU threads (model only, no face stage).
+
+    python benchmarks/pad_latency.py --model models/default/flexlive-lite.onnx --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+
+def measure(model: str, threads: int = 2, runs: int = 500, warmup: int = 50) -> dict[str, float]:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    feed = {}
+    rng = np.random.default_rng(0)
+    for i in sess.get_inputs():
+        shape = [1 if not isinstance(d, int) else d for d in i.shape]
+        feed[i.name] = rng.standard_normal(shape).astype(np.float32)
+    feed["present"] = np.ones((1, 3), np.float32)
+    for _ in range(warmup):
+        sess.run(None, feed)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        sess.run(None, feed)
+        times.append(time.perf_counter() - t)
+    ms = np.asarray(times) * 1000
+    return {
+        "threads": threads,
+        "median_ms": round(float(np.median(ms)), 3),
+        "p90_ms": round(float(np.percentile(ms, 90)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "runs": runs,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="models/default/flexlive-lite.onnx")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=500)
+    a = ap.parse_args()
+    print(json.dumps(measure(a.model, a.threads, a.runs)))
+
+
+if __name__ == "__main__":
+    main()
