@@ -65,6 +65,8 @@ def to_onnx_bytes(net: FlexModalNet, opset: int = OPSET, dynamo: bool = True) ->
     )
     outputs = [OUTPUT_SCORE, OUTPUT_PIXEL_MAP]
     if dynamo:
+        # the exporter's optimiser logs every pass at INFO
+        logging.getLogger("onnx_ir").setLevel(logging.WARNING)
         try:
             batch = torch.export.Dim("batch")
             with warnings.catch_warnings():

@@ -133,16 +133,28 @@ def worst_apcer(per_species: dict[str, Rate]) -> tuple[str, Rate]:
 
 # -- threshold-free summaries -------------------------------------------------------------
 def eer(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """Equal error rate over pooled attacks and the threshold that achieves it."""
+    """Equal error rate over pooled attacks and the threshold that achieves it.
+
+    Candidate thresholds are the midpoints between consecutive distinct scores (and just
+    outside the extremes), so on separable scores the threshold sits in the middle of the
+    gap rather than on the edge of the bona fide distribution. Among equally good
+    candidates the middle one is taken.
+    """
     s, y = _arrays(scores, labels)
     bona, atk = np.sort(s[y == 1]), np.sort(s[y == 0])
     if bona.size == 0 or atk.size == 0:
         raise ValueError("EER needs both bona fide and attack scores")
-    cand = np.unique(np.concatenate([s, [np.nextafter(s.max(), np.inf)]]))
+    u = np.unique(s)
+    cand = np.concatenate(
+        [[np.nextafter(u[0], -np.inf)], (u[:-1] + u[1:]) / 2.0, [np.nextafter(u[-1], np.inf)]]
+    )
     bp = np.searchsorted(bona, cand, side="left") / bona.size  # bona < t
     ap = 1.0 - np.searchsorted(atk, cand, side="left") / atk.size  # attack >= t
-    i = int(np.argmin(np.abs(ap - bp)))
-    return float((ap[i] + bp[i]) / 2.0), float(cand[i])
+    gap = np.abs(ap - bp)
+    e = (ap + bp) / 2.0
+    best = np.flatnonzero(np.isclose(gap, gap.min()) & np.isclose(e, e[np.argmin(gap)]))
+    i = int(best[len(best) // 2])
+    return float(e[i]), float(np.clip(cand[i], 0.0, 1.0))
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
