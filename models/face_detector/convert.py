@@ -25,6 +25,7 @@ import argparse
 import io
 import logging
 import re
+import warnings
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -147,16 +148,20 @@ def export(net: MTCNNNet, path: Path) -> None:
     else:
         for o in OUTPUTS[name]:
             dynamic[o] = {0: "n"}
-    torch.onnx.export(
-        RawPixelWrapper(net),
-        (dummy,),
-        str(path),
-        input_names=["image"],
-        output_names=OUTPUTS[name],
-        dynamic_axes=dynamic,
-        opset_version=17,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated but gives a plain, stable opset-17 graph
+        # for these tiny CNNs without needing onnxscript.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            RawPixelWrapper(net),
+            (dummy,),
+            str(path),
+            input_names=["image"],
+            output_names=OUTPUTS[name],
+            dynamic_axes=dynamic,
+            opset_version=17,
+            dynamo=False,
+        )
     import onnx
 
     model = onnx.load(str(path))

@@ -70,7 +70,7 @@ class FaceStageConfig(BaseModel):
         default=215.0, ge=0, le=255, description="Mean face luminance (0-255) above: too_bright"
     )
     quality_min_sharpness: float = Field(
-        default=25.0,
+        default=20.0,
         ge=0,
         description="Laplacian variance of the aligned face (at 112 px) below this: blurred",
     )
@@ -101,10 +101,12 @@ class FaceStageConfig(BaseModel):
 
     # -- modality health (a broken received modality is dropped before inference) ------
     health_min_depth_valid: float = Field(
-        default=0.15,
+        default=0.01,
         ge=0,
         le=1,
-        description="Depth with fewer valid (non-zero) pixels than this fraction: unusable",
+        description="Depth with fewer valid (non-zero) pixels than this fraction of the frame: "
+        "unusable. Low on purpose: a short-range sensor (SR305) sees only the subject; holes "
+        "in the face itself are the per-face depth_holes check",
     )
     health_min_std: float = Field(
         default=1.0,

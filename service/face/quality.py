@@ -48,6 +48,23 @@ def sharpness(gray: np.ndarray) -> float:
     return float(lap.var())
 
 
+def outside_fraction(crop_matrix: np.ndarray, size: int, frame_shape: tuple[int, int]) -> float:
+    """Fraction of the aligned crop's face region whose source lies outside the frame.
+
+    A detector keeps boxes inside the image, so the box alone misses a face cut by the
+    edge; the landmarks (through the crop matrix) still say where the whole face is.
+    """
+    H, W = frame_shape
+    x0, y0, x1, y1 = FACE_REGION
+    g = (np.arange(12) + 0.5) / 12
+    gx, gy = np.meshgrid(x0 + (x1 - x0) * g, y0 + (y1 - y0) * g)
+    pts = np.stack([gx.ravel(), gy.ravel()], axis=1) * size
+    A = np.vstack([crop_matrix, [0.0, 0.0, 1.0]])
+    src = (np.hstack([pts, np.ones((len(pts), 1))]) @ np.linalg.inv(A).T)[:, :2]
+    out = (src[:, 0] < 0) | (src[:, 0] > W) | (src[:, 1] < 0) | (src[:, 1] > H)
+    return float(out.mean())
+
+
 def pose(landmarks: np.ndarray) -> dict[str, float]:
     """Head pose proxies from 5 landmarks (no 3D model needed).
 
@@ -84,11 +101,13 @@ def assess_face(
     config: FaceStageConfig,
     *,
     check_geometry: bool = True,
+    crop_matrix: np.ndarray | None = None,
 ) -> tuple[dict[str, float], list[Reason]]:
     """Quality values and failed-check reasons of one aligned face.
 
     ``frame_shape`` is (height, width) of the full frame; ``check_geometry=False`` skips
-    size/edge/pose checks (an already aligned crop sent by a client).
+    size/edge/pose checks (an already aligned crop sent by a client). ``crop_matrix`` (the
+    2×3 frame → crop transform) lets the edge check see the face beyond a clipped box.
     """
     q: dict[str, float] = {"confidence": float(detection.confidence)}
     reasons: list[Reason] = []
@@ -103,6 +122,10 @@ def assess_face(
         inside_w = max(0.0, min(x2, W) - max(x1, 0.0))
         inside_h = max(0.0, min(y2, H) - max(y1, 0.0))
         q["edge_cut"] = 1.0 - (inside_w * inside_h) / (bw * bh)
+        present = [c for c in (crops.rgb, crops.depth, crops.ir) if c is not None]
+        if crop_matrix is not None and present:
+            size = present[0].shape[0]
+            q["edge_cut"] = max(q["edge_cut"], outside_fraction(crop_matrix, size, (H, W)))
         if face_px < cfg.quality_min_face_px:
             reasons.append(Reason.FACE_TOO_SMALL)
         if max(bw, bh) > cfg.quality_max_face_fraction * min(H, W):

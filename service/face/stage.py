@@ -165,13 +165,13 @@ class FaceStage:
         arrays = {m: getattr(bundle, m) if m in used else None for m in ("rgb", "depth", "ir")}
         for det in dets:
             t0 = time.perf_counter()
-            rgb, depth, ir, _ = crop_modalities(
+            rgb, depth, ir, M = crop_modalities(
                 det.landmarks, self.input_size, arrays["rgb"], arrays["depth"], arrays["ir"]
             )
             crops = FaceCrops(rgb=rgb, depth=depth, ir=ir, depth_scale=bundle.depth_scale)
             t_align += _ms(t0)
             t0 = time.perf_counter()
-            quality, face_reasons = assess_face(det, crops, frame_shape, self.config)
+            quality, face_reasons = assess_face(det, crops, frame_shape, self.config, crop_matrix=M)
             t_quality += _ms(t0)
             faces.append(FaceCandidate(det, crops, quality, face_reasons))
         timings["align"] = t_align

@@ -27,6 +27,8 @@ HEAD_WIDTH_M = 0.16
 HEAD_HEIGHT_M = 0.23
 #: Depth slab (metres) behind the nearest surface that still counts as the same head layer.
 HEAD_LAYER_M = 0.30
+#: Depth step (metres) between neighbouring (4 px apart) samples that separates objects.
+DEPTH_JUMP_M = 0.06
 #: Face landmarks (mm) relative to the nose tip, image x right / y down: left eye, right
 #: eye, nose, mouth left, mouth right (proportions of the crop template, 64 mm eye distance).
 FACE_TEMPLATE_MM = np.array(
@@ -69,8 +71,19 @@ class DepthHeadDetector:
         if not valid.any():
             return []
         z_near = float(np.percentile(small[valid], 1))
-        near = (valid & (small <= z_near + HEAD_LAYER_M)).astype(np.uint8)
-        layer = cv2.morphologyEx(near, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        near = valid & (small <= z_near + HEAD_LAYER_M)
+        # Split the layer at depth jumps, so a head is not merged with a wall or an object
+        # behind it that happens to lie in the same slab.
+        jump_x = np.abs(np.diff(small, axis=1)) > DEPTH_JUMP_M
+        jump_y = np.abs(np.diff(small, axis=0)) > DEPTH_JUMP_M
+        edge = np.zeros_like(near)
+        edge[:, 1:] |= jump_x
+        edge[:, :-1] |= jump_x
+        edge[1:, :] |= jump_y
+        edge[:-1, :] |= jump_y
+        layer = cv2.morphologyEx(
+            (near & ~edge).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)
+        )
         n, labels, stats, _ = cv2.connectedComponentsWithStats(layer, connectivity=8)
         dets: list[Detection] = []
         for i in range(1, n):
@@ -100,15 +113,22 @@ class DepthHeadDetector:
         y1 = top
         y2 = min(comp.shape[0], int(round(top + head_h)))
         band = comp[y1:y2]
-        cols = np.nonzero(band.any(axis=0))[0]
-        if cols.size == 0:
+        rows = band.any(axis=1)
+        if not rows.any():
             return None
-        xs = np.nonzero(band)[1]
-        cx = float(np.median(xs))
-        band_w = float(cols[-1] - cols[0] + 1)
+        # Row extents; the median row (not the whole band) so shoulders entering the bottom
+        # of the band do not widen the head.
+        first = np.where(rows, band.argmax(axis=1), 0)
+        last = np.where(rows, band.shape[1] - 1 - band[:, ::-1].argmax(axis=1), 0)
+        if (first[rows] == 0).any() or (last[rows] == band.shape[1] - 1).any():
+            return None  # touches the left/right frame border: a wall or an object edge
+        widths = (last - first + 1)[rows]
+        centres = ((first + last) / 2.0)[rows]
+        band_w = float(np.median(widths))
+        cx = float(np.median(centres))
         # How well the top of the blob matches a head's width at this distance.
         fit = min(band_w, head_w) / max(band_w, head_w)
-        if fit < 0.35:
+        if fit < 0.5:
             return None
         # Nose tip: nearest valid point in the middle of the expected face.
         fy1, fy2 = int(y1 + 0.35 * head_h), int(y1 + 0.8 * head_h)
