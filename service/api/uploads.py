@@ -134,6 +134,8 @@ async def _read_multipart(request: Request) -> LivenessRequest:
                     )
                 out.files[name] = await value.read()
             elif isinstance(value, UploadFile):
+                if name in OPTION_FIELDS:
+                    raise InputError(f"{name}: must be a plain form field, not a file", field=name)
                 raise _unknown(name)
             elif name == "cropped":
                 out.cropped = parse_bool(name, value)
