@@ -55,7 +55,7 @@ def test_broken_modality_is_unusable(modality: str, array: np.ndarray, why: str)
 
 def test_depth_mostly_holes_is_dropped_from_cropped_faces() -> None:
     depth = _depth(128, 128)
-    holes = np.random.default_rng(0).random(depth.shape) < 0.92
+    holes = np.random.default_rng(0).random(depth.shape) < 0.995
     depth[holes] = 0
     stage = FaceStage(FaceStageConfig(), input_size=64)
     res = stage.process_cropped(FrameBundle(rgb=_textured(128, 128), depth=depth, ir=_ir(128, 128)))
@@ -64,6 +64,15 @@ def test_depth_mostly_holes_is_dropped_from_cropped_faces() -> None:
     assert Reason.DEPTH_UNUSABLE in res.reasons
     assert not res.health["depth"].usable and "holes" in (res.health["depth"].reason or "")
     assert res.faces[0].crops.depth is None and res.faces[0].crops.present == ("rgb", "ir")
+
+
+def test_depth_holes_in_the_face_keep_depth_but_flag_the_face() -> None:
+    depth = _depth(128, 128)
+    depth[np.random.default_rng(0).random(depth.shape) < 0.6] = 0
+    stage = FaceStage(FaceStageConfig(), input_size=64)
+    res = stage.process_cropped(FrameBundle(rgb=_textured(128, 128), depth=depth))
+    assert res.modalities_used == ("rgb", "depth") and res.reasons == []
+    assert Reason.DEPTH_HOLES in res.faces[0].reasons
 
 
 def test_nothing_usable() -> None:
