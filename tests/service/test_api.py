@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from models import DEFAULT_MODEL_PATH
 from models.spec import all_subsets, subset_name
 from service.api import create_app
 from service.engine import InferenceEngine
@@ -452,3 +453,17 @@ def test_json_log_lines_carry_the_request_id_and_no_image_bytes() -> None:
     record.faces = 1
     line = json.loads(JsonFormatter().format(record))
     assert line["request_id"] == "rid-1" and line["msg"] == "analysis" and line["faces"] == 1
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(), reason="bundled model not committed yet")
+def test_bundled_model_serves_every_subset(live_server: Any) -> None:
+    settings = Settings(model_path=DEFAULT_MODEL_PATH)
+    with live_server(create_app(settings)) as url, httpx.Client(base_url=url, timeout=30) as c:
+        wait_ready(c)
+        card = c.get("/v1/models").json()
+        for subset in card["supported_subsets"]:
+            mods = tuple(subset.split("+"))
+            r = c.post("/liveness", files=files_for(mods), data={"cropped": "true"})
+            assert r.status_code == 200, r.text
+            (face,) = r.json()["faces"]
+            assert 0.0 <= face["score"] <= 1.0 and r.json()["model"]["sha256"] == card["sha256"]
