@@ -188,6 +188,10 @@ class InferenceEngine:
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        spinning = bool(getattr(settings, "intra_op_spinning", False))
+        options.add_session_config_entry(
+            "session.intra_op.allow_spinning", "1" if spinning else "0"
+        )
         chosen = choose_providers(providers)
         try:
             session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)

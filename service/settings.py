@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     intra_op_threads: int = Field(
         default=2, ge=0, le=256, description="ONNX Runtime intra-op threads (0 = runtime default)."
     )
+    intra_op_spinning: bool = Field(
+        default=False,
+        description="Let ONNX Runtime's intra-op threads spin while idle. Off by default: on "
+        "shared or busy CPUs spinning steals cycles from the HTTP server and the face stage "
+        "and lengthens tail latency; turn on for a dedicated inference host.",
+    )
     providers: Literal["auto", "cpu", "cuda"] = Field(
         default="auto",
         description="Execution provider: 'auto' = CUDA when onnxruntime-gpu sees a GPU, else "
