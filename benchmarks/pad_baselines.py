@@ -84,12 +84,17 @@ def run(data: str, protocol: str) -> dict[str, dict]:
         model = fit_logreg(X["train"], splits["train"].labels.astype(np.float64))
         dev_s = predict(model, X["dev"])
         ops = calibrate(dev_s, splits["dev"].labels, splits["dev"].species)
-        rep = pad_report(predict(model, X["test"]), splits["test"].labels, splits["test"].species, ops)
+        rep = pad_report(
+            predict(model, X["test"]), splits["test"].labels, splits["test"].species, ops
+        )
         out[subset_name(subset)] = {
             k: rep[k] for k in ("acer", "apcer", "apcer_species", "bpcer", "eer", "auc")
         }
         r = out[subset_name(subset)]
-        print(f"{subset_name(subset):<14} ACER {r['acer']:7.2%}  EER {r['eer']:7.2%}  AUC {r['auc']:.4f}")
+        print(
+            f"{subset_name(subset):<14} ACER {r['acer']:7.2%}  EER {r['eer']:7.2%}  "
+            f"AUC {r['auc']:.4f}"
+        )
     return out
 
 

@@ -1,6 +1,6 @@
 """Batch-1 onnxruntime latency of a FlexLive model on N CPU threads (model only, no face stage).
 
-    python benchmarks/pad_latency.py --model models/default/flexlive-lite.onnx --threads 2
+python benchmarks/pad_latency.py --model models/default/flexlive-lite.onnx --threads 2
 """
 
 from __future__ import annotations
