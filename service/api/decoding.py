@@ -183,10 +183,11 @@ def to_modality(field: str, arr: np.ndarray, kind: str) -> np.ndarray:
         arr = arr[:, :, 0]
     if field == "rgb":
         if arr.ndim != 3 or arr.shape[2] not in (3, 4) or (arr.shape[2] == 4 and not from_cv2):
-            channels = 1 if arr.ndim == 2 else arr.shape[2] if arr.ndim == 3 else "?"
+            got = f"{arr.shape[2]} channels" if arr.ndim == 3 else f"{arr.ndim} dimensions"
+            if arr.ndim == 2:
+                got = "a single-channel image"
             raise InputError(
-                f"rgb: expected a colour image (3 channels), got {channels} channel(s) with shape "
-                f"{arr.shape}",
+                f"rgb: expected a colour image H×W×3, got {got} (shape {arr.shape})",
                 field=field,
                 kind="bad-shape",
             )
