@@ -147,3 +147,9 @@ def serve_in_thread(app: Any) -> Iterator[str]:
 def live_server() -> Any:
     """The :func:`serve_in_thread` context manager."""
     return serve_in_thread
+
+
+@pytest.fixture(scope="session")
+def make_spec() -> Any:
+    """The :func:`make_test_spec` function (the test model's ModelSpec, with overrides)."""
+    return make_test_spec

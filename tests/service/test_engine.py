@@ -125,13 +125,11 @@ def _meta(drop: str | None = None, **raw: str) -> Any:
     ],
 )
 def test_bad_models_are_refused_with_the_reason(
-    tmp_path: Path, build_model: Any, variant: dict[str, Any], message: str
+    tmp_path: Path, build_model: Any, make_spec: Any, variant: dict[str, Any], message: str
 ) -> None:
-    from conftest import make_test_spec
-
     kwargs = dict(variant)
     if "metadata" in kwargs:
-        kwargs["metadata"] = kwargs["metadata"](make_test_spec().to_metadata())
+        kwargs["metadata"] = kwargs["metadata"](make_spec().to_metadata())
     path = build_model(tmp_path / "bad.onnx", **kwargs)
     with pytest.raises(ModelLoadError) as info:
         InferenceEngine.load(path, providers="cpu", intra_op_threads=1)

@@ -86,10 +86,10 @@ def test_invalid_bundle_raises_bundle_error(pipeline: LivenessPipeline) -> None:
     assert info.value.field == "ir"
 
 
-def test_unsupported_subset_is_uncertain_not_guessed(tmp_path: Path, build_model: Any) -> None:
-    from conftest import make_test_spec
-
-    rgb_only = make_test_spec(supported_subsets=["rgb", "rgb+depth", "rgb+ir", "rgb+depth+ir"])
+def test_unsupported_subset_is_uncertain_not_guessed(
+    tmp_path: Path, build_model: Any, make_spec: Any
+) -> None:
+    rgb_only = make_spec(supported_subsets=["rgb", "rgb+depth", "rgb+ir", "rgb+depth+ir"])
     eng = InferenceEngine.load(build_model(tmp_path / "m.onnx", spec=rgb_only), providers="cpu")
     settings = Settings(model_path=Path(eng.info.path))
     p = LivenessPipeline(eng, build_face_stage(settings.face, S), settings)
