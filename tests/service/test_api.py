@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import io
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -467,3 +469,14 @@ def test_bundled_model_serves_every_subset(live_server: Any) -> None:
             assert r.status_code == 200, r.text
             (face,) = r.json()["faces"]
             assert 0.0 <= face["score"] <= 1.0 and r.json()["model"]["sha256"] == card["sha256"]
+
+
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool not installed (Debian: prometheus)"
+)
+def test_metrics_pass_promtool_lint(client: httpx.Client) -> None:
+    text = client.get("/metrics").text
+    done = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
