@@ -130,25 +130,32 @@ def bench_engine(engine: Any, runs: int, warmup: int = 10) -> dict[str, dict[str
     return out
 
 
-def bench_http(url: str, size: int, runs: int, warmup: int = 5) -> dict[str, float]:
-    """Round trip of a cropped rgb+depth+ir multipart request (PNG) to ``url``."""
+def bench_http(
+    url: str, size: int, runs: int, warmup: int = 5, frame: Path | None = None
+) -> dict[str, float]:
+    """Round trip of a cropped rgb+depth+ir multipart request (PNG) to ``url``, or of a
+    full-frame request with the RGB image ``frame``."""
     import cv2
     import httpx
 
-    rng = np.random.default_rng(0)
-    c = _crops(("rgb", "depth", "ir"), size, rng)
-    assert c.rgb is not None and c.depth is not None and c.ir is not None
-    files = {
-        "rgb": ("rgb.png", cv2.imencode(".png", c.rgb[:, :, ::-1])[1].tobytes(), "image/png"),
-        "depth": ("depth.png", cv2.imencode(".png", c.depth)[1].tobytes(), "image/png"),
-        "ir": ("ir.png", cv2.imencode(".png", c.ir)[1].tobytes(), "image/png"),
-    }
+    if frame is not None:
+        files = {"rgb": (frame.name, frame.read_bytes(), "application/octet-stream")}
+        data = {"cropped": "false"}
+    else:
+        c = _crops(("rgb", "depth", "ir"), size, np.random.default_rng(0))
+        assert c.rgb is not None and c.depth is not None and c.ir is not None
+        files = {
+            "rgb": ("rgb.png", cv2.imencode(".png", c.rgb[:, :, ::-1])[1].tobytes(), "image/png"),
+            "depth": ("depth.png", cv2.imencode(".png", c.depth)[1].tobytes(), "image/png"),
+            "ir": ("ir.png", cv2.imencode(".png", c.ir)[1].tobytes(), "image/png"),
+        }
+        data = {"cropped": "true"}
     endpoint = url.rstrip("/") + "/liveness"
     samples = []
     with httpx.Client(timeout=30.0) as client:
         for i in range(warmup + runs):
             t0 = time.perf_counter()
-            r = client.post(endpoint, files=files, data={"cropped": "true"})
+            r = client.post(endpoint, files=files, data=data)
             elapsed = (time.perf_counter() - t0) * 1000.0
             if r.status_code != 200:
                 raise click.ClickException(f"{endpoint} answered {r.status_code}: {r.text[:300]}")
@@ -172,9 +179,21 @@ def bench_http(url: str, size: int, runs: int, warmup: int = 5) -> dict[str, flo
     "--providers", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True
 )
 @click.option("--url", default=None, help="Also time HTTP round trips against this server.")
+@click.option(
+    "--frame",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="With --url: also time full-frame requests with this RGB image (PNG/JPEG).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def bench(
-    model_path: Path, runs: int, threads: int, providers: str, url: str | None, as_json: bool
+    model_path: Path,
+    runs: int,
+    threads: int,
+    providers: str,
+    url: str | None,
+    frame: Path | None,
+    as_json: bool,
 ) -> None:
     """Measure batch-1 latency of the serving path (engine per subset; optional HTTP)."""
     from service.engine import InferenceEngine, ModelLoadError
@@ -195,6 +214,8 @@ def bench(
     }  # fmt: skip
     if url:
         result["http_cropped_rgb+depth+ir"] = bench_http(url, engine.spec.input_size, runs)
+        if frame is not None:
+            result["http_full_frame_rgb"] = bench_http(url, 0, runs, frame=frame)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -209,5 +230,11 @@ def bench(
         s = result["http_cropped_rgb+depth+ir"]
         click.echo(
             f"HTTP cropped rgb+depth+ir round trip: median {s['median_ms']:.2f} ms, "
+            f"p95 {s['p95_ms']:.2f} ms over {s['n']}"
+        )
+    if url and frame is not None:
+        s = result["http_full_frame_rgb"]
+        click.echo(
+            f"HTTP full-frame rgb ({frame.name}) round trip: median {s['median_ms']:.2f} ms, "
             f"p95 {s['p95_ms']:.2f} ms over {s['n']}"
         )
