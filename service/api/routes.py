@@ -168,7 +168,12 @@ async def readyz(request: Request) -> Any:
     if engine is not None:
         info = engine.info
         model = ModelIdentity(name=info.name, version=info.version, sha256=info.sha256)
-    body = Readiness(ready=bool(state.ready), model=model, detail=state.ready_detail)
+    body = Readiness(
+        ready=bool(state.ready),
+        full_frame=bool(state.ready and state.face_ready),
+        model=model,
+        detail=state.ready_detail,
+    )
     if not state.ready:
         return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "1"})
     return body

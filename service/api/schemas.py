@@ -72,7 +72,10 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    ready: bool
+    ready: bool = Field(description="The model is loaded and warmed (cropped requests work)")
+    full_frame: bool = Field(
+        default=False, description="The face detector is warmed too (full-frame requests work)"
+    )
     model: ModelIdentity | None = None
     detail: str = ""
 

@@ -294,6 +294,7 @@ def test_health_readiness_model_card_and_docs(client: httpx.Client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
     assert ready["ready"] is True and ready["model"]["name"] == "flexlive-test"
+    assert ready["full_frame"] is True
     card = client.get("/v1/models").json()
     assert card["operating_points"] == {"eer": 0.5, "apcer1": 0.8}
     assert card["default_operating_point"] == "eer" and card["input_size"] == 64
