@@ -1,0 +1,242 @@
+"""The synthetic benchmark generator: determinism, geometry, registration, protocols."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from models.crop import crop_modalities
+from models.datasets.protocol import read_protocol
+from models.synth import PROFILES, SPECIES, Scene, render_scene, render_sequence
+from models.synth.geometry import Pose
+from models.synth.scene import render_params, sample_params
+
+EXPECTED_SPECIES = (
+    "print_flat",
+    "print_curved",
+    "print_cutout",
+    "replay_phone",
+    "replay_tablet",
+    "replay_monitor",
+    "mask_paper",
+    "mask_rigid",
+    "mask_silicone",
+)
+
+
+def frontal(species: str, seed: int = 3, profile: str = "d435", tz: float = 600.0) -> Scene:
+    """A clean frontal capture: the geometry tests must not depend on a lucky pose."""
+    p = sample_params(species, profile, seed)
+    p = replace(
+        p,
+        pose=Pose(0.0, 0.0, 0.0, 0.0, 0.0, tz),
+        nuisance=replace(p.nuisance, depth_quality=1.0, motion_blur_px=0.0),
+    )
+    return render_params(p)
+
+
+def face_relief_mm(scene: Scene) -> float:
+    """Depth range (p95 − p5, mm) of valid pixels in the inner face region."""
+    lm = scene.landmarks
+    ied = float(np.linalg.norm(lm[1] - lm[0]))
+    cx = lm[:, 0].mean()
+    x0, x1 = int(cx - 0.9 * ied), int(cx + 0.9 * ied)
+    y0, y1 = int(lm[0, 1] - 0.5 * ied), int(lm[3, 1] + 0.3 * ied)
+    d = scene.depth[y0:y1, x0:x1].astype(np.float64)
+    v = d[d > 0]
+    assert v.size > 50, "face region has no depth"
+    return float(np.percentile(v, 95) - np.percentile(v, 5))
+
+
+def test_public_names() -> None:
+    assert SPECIES == EXPECTED_SPECIES
+    assert {"sr305", "d435"} <= set(PROFILES)
+
+
+@pytest.mark.parametrize("species", ("bona_fide", *EXPECTED_SPECIES))
+def test_scene_contract(species: str) -> None:
+    profile = PROFILES[len(species) % len(PROFILES)]
+    s = render_scene(species, profile, seed=11)
+    h, w = s.rgb.shape[:2]
+    assert s.rgb.dtype == np.uint8 and s.rgb.shape == (h, w, 3)
+    assert s.depth.dtype == np.uint16 and s.depth.shape == (h, w)
+    assert s.ir.dtype == np.uint8 and s.ir.shape == (h, w)
+    assert s.depth_scale == 0.001
+    assert s.label == int(species == "bona_fide") and s.species == species
+    assert s.profile == profile
+    assert s.landmarks.shape == (5, 2) and s.box.shape == (4,)
+    x1, y1, x2, y2 = s.box
+    assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
+    # Landmarks lie inside the box, image-left eye left of image-right eye.
+    assert np.all((s.landmarks[:, 0] > x1) & (s.landmarks[:, 0] < x2))
+    assert np.all((s.landmarks[:, 1] > y1) & (s.landmarks[:, 1] < y2))
+    assert s.landmarks[0, 0] < s.landmarks[1, 0] and s.landmarks[3, 0] < s.landmarks[4, 0]
+    assert s.rgb.std() > 10 and s.ir.std() > 2
+
+
+def test_same_seed_same_bytes() -> None:
+    a = render_scene("replay_phone", "d435", seed=5)
+    b = render_scene("replay_phone", "d435", seed=5)
+    c = render_scene("replay_phone", "d435", seed=6)
+    for m in ("rgb", "depth", "ir"):
+        assert getattr(a, m).tobytes() == getattr(b, m).tobytes()
+    assert np.array_equal(a.landmarks, b.landmarks)
+    assert a.rgb.tobytes() != c.rgb.tobytes()
+
+
+def test_depth_relief_orders_species() -> None:
+    live = face_relief_mm(frontal("bona_fide"))
+    flat = face_relief_mm(frontal("print_flat"))
+    curved = face_relief_mm(frontal("print_curved", seed=4))
+    rigid = face_relief_mm(frontal("mask_rigid"))
+    assert live > 45, live
+    assert flat < 15, flat
+    assert live > 3 * flat
+    assert flat < curved < live, (flat, curved, live)
+    # A rigid mask has a face's relief: depth alone cannot tell it from a face.
+    assert rigid > 0.6 * live, (rigid, live)
+
+
+def test_nose_is_nearest_point_near_nose_landmark() -> None:
+    s = frontal("bona_fide", seed=8)
+    lm = s.landmarks
+    ied = float(np.linalg.norm(lm[1] - lm[0]))
+    r = int(0.6 * ied)
+    nx, ny = np.round(lm[2]).astype(int)
+    win = s.depth[ny - r : ny + r + 1, nx - r : nx + r + 1].astype(np.float32)
+    win = cv2.medianBlur(np.where(win == 0, 65535, win).astype(np.float32), 5)
+    iy, ix = np.unravel_index(np.argmin(win), win.shape)
+    assert np.hypot(ix - r, iy - r) < 0.25 * ied
+
+
+def test_cutout_holes_sit_on_the_eye_landmarks() -> None:
+    s = frontal("print_cutout", seed=2)
+    d = cv2.medianBlur(s.depth, 3).astype(np.float32)
+
+    def at(p: np.ndarray) -> float:
+        x, y = np.round(p).astype(int)
+        v = d[y - 1 : y + 2, x - 1 : x + 2]
+        v = v[v > 0]
+        assert v.size, "no depth at landmark"
+        return float(np.median(v))
+
+    paper = at(s.landmarks[2])
+    for eye in s.landmarks[:2]:
+        assert at(eye) > paper + 8.0  # the eye behind the hole is farther than the sheet
+
+
+def test_rgb_and_ir_are_registered() -> None:
+    """A print shows the same image in RGB and (through carbon ink) in IR: zero shift."""
+    s = frontal("print_flat", seed=1)
+    rgb, _, ir, _ = crop_modalities(s.landmarks, 112, s.rgb, None, s.ir)
+    assert rgb is not None and ir is not None
+    lum = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    irf = ir.astype(np.float32)
+    win = cv2.createHanningWindow((112, 112), cv2.CV_32F)
+    (dx, dy), _ = cv2.phaseCorrelate(lum, irf, win)
+    assert abs(dx) < 1.0 and abs(dy) < 1.0, (dx, dy)
+
+
+def test_sequence_moves_smoothly() -> None:
+    frames = render_sequence("bona_fide", "sr305", n_frames=3, seed=4, fps=30)
+    assert len(frames) == 3
+    pairs = zip(frames, frames[1:], strict=False)
+    steps = [np.abs(b.landmarks - a.landmarks).max() for a, b in pairs]
+    assert all(0.0 < st < 15.0 for st in steps), steps
+    assert frames[0].rgb.tobytes() != frames[1].rgb.tobytes()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from models.synth import generate_benchmark
+
+    out = tmp_path_factory.mktemp("synth") / "tiny"
+    generate_benchmark(out, scale="tiny", seed=0, progress=False, workers=1)
+    return out
+
+
+def test_tiny_benchmark_end_to_end(tiny: Path) -> None:
+    manifest = json.loads((tiny / "manifest.json").read_text())
+    assert manifest["scale"] == "tiny" and manifest["seed"] == 0
+    names = set(manifest["protocols"])
+    assert {
+        "intra",
+        "cross_profile",
+        "unseen_mask_rigid",
+        "unseen_replay_monitor",
+        "unseen_print_flat",
+    } <= names
+    seen_species: set[str] = set()
+    for name in names:
+        for split in ("train", "dev", "test"):
+            entries = read_protocol(tiny / "protocols" / name / f"{split}.txt")
+            assert len(entries) == manifest["protocols"][name][split]["total"]
+            for e in entries:
+                for rel in (e.rgb, e.depth, e.ir):
+                    assert (tiny / rel).is_file(), rel
+                seen_species.add(e.species)
+                assert (e.label == 1) == (e.species == "bona_fide")
+    assert seen_species == {"bona_fide", *EXPECTED_SPECIES}
+    e = read_protocol(tiny / "protocols" / "intra" / "train.txt")[0]
+    rgb = cv2.imread(str(tiny / e.rgb), cv2.IMREAD_UNCHANGED)
+    depth = cv2.imread(str(tiny / e.depth), cv2.IMREAD_UNCHANGED)
+    ir = cv2.imread(str(tiny / e.ir), cv2.IMREAD_UNCHANGED)
+    assert rgb.shape == (112, 112, 3) and rgb.dtype == np.uint8
+    assert depth.shape == (112, 112) and depth.dtype == np.uint16 and depth.max() > 200
+    assert ir.shape == (112, 112) and ir.dtype == np.uint8
+
+
+def test_protocol_semantics(tiny: Path) -> None:
+    def species(name: str, split: str) -> set[str]:
+        return {e.species for e in read_protocol(tiny / "protocols" / name / f"{split}.txt")}
+
+    for held in ("mask_rigid", "replay_monitor", "print_flat"):
+        assert held not in species(f"unseen_{held}", "train") | species(f"unseen_{held}", "dev")
+        assert species(f"unseen_{held}", "test") == {"bona_fide", held}
+
+    def profiles(name: str, split: str) -> set[str]:
+        return {
+            Path(e.rgb).stem.split("_")[0]
+            for e in read_protocol(tiny / "protocols" / name / f"{split}.txt")
+        }
+
+    assert profiles("cross_profile", "train") == profiles("cross_profile", "dev") == {"d435"}
+    assert profiles("cross_profile", "test") == {"sr305"}
+    assert profiles("intra", "test") == {"d435"}
+    train = {e.rgb for e in read_protocol(tiny / "protocols" / "intra" / "train.txt")}
+    test = {e.rgb for e in read_protocol(tiny / "protocols" / "intra" / "test.txt")}
+    assert not train & test
+
+
+def test_benchmark_bytes_reproduce(tiny: Path, tmp_path: Path) -> None:
+    from models.synth.benchmark import plan, render_sample
+
+    spec = plan("tiny", 0)[7]
+    for m in ("rgb", "depth", "ir"):
+        (tmp_path / "crops" / m).mkdir(parents=True)
+    render_sample(spec, tmp_path)
+    for m in ("rgb", "depth", "ir"):
+        rel = Path("crops") / m / f"{spec.id}.png"
+        assert (tmp_path / rel).read_bytes() == (tiny / rel).read_bytes()
+
+
+def test_scenes_command_writes_ground_truth(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from models.synth.command import synth
+
+    res = CliRunner().invoke(
+        synth, ["scenes", "--out", str(tmp_path), "--n", "2", "--profile", "sr305"]
+    )
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "scenes.json").read_text())
+    assert [s["species"] for s in meta["scenes"]][0] == "bona_fide"
+    rec = meta["scenes"][1]
+    depth = cv2.imread(str(tmp_path / rec["depth"]), cv2.IMREAD_UNCHANGED)
+    assert depth.dtype == np.uint16 and depth.shape == (360, 480)
+    assert len(rec["landmarks"]) == 5 and len(rec["box"]) == 4
