@@ -8,6 +8,7 @@ costs well under a millisecond.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from sensors.bundle import FrameBundle
@@ -37,15 +38,25 @@ def _full_scale(arr: np.ndarray) -> float:
 def _intensity_health(
     name: str, arr: np.ndarray, cfg: FaceStageConfig, full_scale: float
 ) -> ModalityHealth:
-    """Health of an intensity image (RGB or IR)."""
-    x = _subsample(arr).astype(np.float32) * np.float32(255.0 / full_scale)
-    mean = float(x.mean())
-    std = float(x.std())
-    if x.ndim == 3:
-        saturated = float(np.mean(x.min(axis=2) >= 254.0))
+    """Health of an intensity image (RGB or IR); statistics in 8-bit units.
+
+    OpenCV reductions: numpy reductions over a 3-wide channel axis cost ~0.5 ms per frame.
+    """
+    sub = np.ascontiguousarray(_subsample(arr))
+    if sub.ndim == 3:
+        lo = cv2.min(cv2.min(sub[..., 0], sub[..., 1]), sub[..., 2])
+        hi = cv2.max(cv2.max(sub[..., 0], sub[..., 1]), sub[..., 2])
     else:
-        saturated = float(np.mean(x >= 254.0))
-    zeros = float(np.mean(x <= 0.0))
+        lo = hi = sub
+    means, stds = cv2.meanStdDev(sub)
+    to8 = 255.0 / full_scale
+    mean_all = float(means.mean())
+    var = float((stds**2 + means**2).mean()) - mean_all**2
+    mean = mean_all * to8
+    std = float(np.sqrt(max(var, 0.0))) * to8
+    n = float(lo.size)
+    saturated = np.count_nonzero(lo >= full_scale * 254.0 / 255.0) / n
+    zeros = np.count_nonzero(hi == 0) / n
     stats = {"mean": mean, "std": std, "saturated": saturated, "zeros": zeros}
     if zeros >= 0.999:
         return ModalityHealth(name, False, "all zeros", stats)

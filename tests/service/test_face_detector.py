@@ -10,7 +10,7 @@ import pytest
 
 from service.face.config import FaceStageConfig
 from service.face.detectors import available_detectors, create_detector, register_detector
-from service.face.detectors.mtcnn import MTCNNDetector, nms, pyramid_scales
+from service.face.detectors.mtcnn import MTCNNDetector, nms, nms_numpy, pyramid_scales
 from service.face.types import Detection
 
 
@@ -147,6 +147,13 @@ def test_pyramid_and_nms_helpers() -> None:
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], float)
     keep = nms(boxes, np.array([0.9, 0.95, 0.5]), 0.5)
     assert keep.tolist() == [1, 2]
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # OpenCV's NMS == the numpy reference
+        n = int(rng.integers(2, 150))
+        xy, wh = rng.uniform(0, 300, (n, 2)), rng.uniform(5, 80, (n, 2))
+        b, s = np.hstack([xy, xy + wh]), rng.uniform(0.01, 1, n)
+        assert nms(b, s, 0.5).tolist() == nms_numpy(b, s, 0.5).tolist()
+    assert nms_numpy(boxes, np.array([0.9, 0.95, 0.5]), 0.1, mode="min").tolist() == [1, 2]
 
 
 def test_registry() -> None:

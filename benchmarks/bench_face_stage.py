@@ -1,0 +1,159 @@
+"""Face-stage latency: detection + alignment + quality + preprocessing of one frame.
+
+Measures what serving does before the model runs, on a 640×480 RGB+Depth+IR frame with
+one real face (the Grace Hopper portrait from matplotlib, pasted at ~150 px with a
+synthetic registered depth map and IR image), and prints median/p95 per step over N runs.
+
+Thread settings matter on a small host: the ORT session of the detector gets
+``--threads`` intra-op threads (FaceStageConfig.detector_threads), OpenCV gets
+``--cv-threads`` (cv2.setNumThreads), and OPENBLAS/OMP/MKL are pinned to 1 before numpy
+is imported (set them yourself to override). Reproduce the figure in docs/face-stage.md::
+
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_face_stage.py --runs 300
+
+Options: ``--scene synth`` uses models.synth's rendered D435 scene instead of the
+portrait; ``--min-face-px``, ``--input-size`` and ``--detector`` vary the configuration.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.preprocess import preprocess  # noqa: E402
+from models.spec import ModelSpec, default_normalisation  # noqa: E402
+from sensors.bundle import FrameBundle  # noqa: E402
+from service.face.config import FaceStageConfig  # noqa: E402
+from service.face.stage import FaceStage  # noqa: E402
+
+log = logging.getLogger("bench_face_stage")
+H, W = 480, 640
+
+
+def portrait_frame(face_px: int = 150) -> FrameBundle:
+    """A 640×480 RGB-D-IR bundle with one real face and a head-shaped depth blob."""
+    import matplotlib
+
+    path = Path(matplotlib.__file__).parent / "mpl-data/sample_data/grace_hopper.jpg"
+    img = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    s = face_px / 180.0  # the face is ~180 px wide in the 512×600 original
+    img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(0)
+    rgb = cv2.GaussianBlur(rng.integers(40, 200, (H, W, 3), dtype=np.uint8), (0, 0), 6)
+    y0, x0 = 60, 200
+    h, w = min(img.shape[0], H - y0), min(img.shape[1], W - x0)
+    rgb[y0 : y0 + h, x0 : x0 + w] = img[:h, :w]
+    yy, xx = np.mgrid[0:H, 0:W]
+    depth = np.full((H, W), 1800, np.float64)
+    cx, cy = x0 + w / 2, y0 + h * 0.45
+    r2 = ((xx - cx) / (w * 0.4)) ** 2 + ((yy - cy) / (h * 0.45)) ** 2
+    depth[r2 < 1] = 600 - 60 * np.sqrt(1 - r2[r2 < 1])
+    depth = depth + rng.normal(0, 2, depth.shape)
+    depth[rng.random(depth.shape) < 0.02] = 0  # sensor holes
+    ir = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return FrameBundle(rgb=rgb, depth=depth.astype(np.uint16), ir=ir, depth_scale=0.001)
+
+
+def synth_frame(seed: int = 0) -> FrameBundle:
+    from models.synth import render_scene
+
+    sc = render_scene("bona_fide", "d435", seed)
+    return FrameBundle(rgb=sc.rgb, depth=sc.depth, ir=sc.ir, depth_scale=sc.depth_scale)
+
+
+def spec_for(input_size: int) -> ModelSpec:
+    return ModelSpec(
+        name="bench",
+        version="0",
+        input_size=input_size,
+        normalisation=default_normalisation(),
+        operating_points={"eer": 0.5},
+        backbone="none",
+        fusion="none",
+        training_data="",
+        created="",
+    )
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=1, help="detector ORT intra-op threads")
+    ap.add_argument("--cv-threads", type=int, default=1, help="cv2.setNumThreads")
+    ap.add_argument("--min-face-px", type=int, default=FaceStageConfig().min_face_px)
+    ap.add_argument("--input-size", type=int, default=112)
+    ap.add_argument("--detector", default="auto", choices=["auto", "mtcnn", "depth"])
+    ap.add_argument("--scene", default="portrait", choices=["portrait", "synth"])
+    ap.add_argument("--json", type=Path, help="also write the summary here")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cv2.setNumThreads(args.cv_threads)
+
+    cfg = FaceStageConfig(
+        detector=args.detector, min_face_px=args.min_face_px, detector_threads=args.threads
+    )
+    stage = FaceStage(cfg, args.input_size)
+    stage.warmup()
+    spec = spec_for(args.input_size)
+    bundle = portrait_frame() if args.scene == "portrait" else synth_frame()
+
+    steps: dict[str, list[float]] = {}
+    faces = 0
+    for i in range(args.warmup + args.runs):
+        t0 = time.perf_counter()
+        res = stage.process(bundle)
+        t1 = time.perf_counter()
+        for face in res.faces:
+            preprocess(face.crops, spec)
+        t2 = time.perf_counter()
+        if i < args.warmup:
+            continue
+        faces = len(res.faces)
+        for k, v in res.timings_ms.items():
+            steps.setdefault(k, []).append(v)
+        steps.setdefault("preprocess", []).append((t2 - t1) * 1000)
+        steps.setdefault("total", []).append((t2 - t0) * 1000)
+
+    summary = {k: {"p50": pct(v, 50), "p95": pct(v, 95)} for k, v in steps.items()}
+    log.info(
+        "face stage, %dx%d %s, %d face(s), %s, min_face_px=%d, input %d, ORT threads %d, "
+        "cv2 threads %d, %d runs",
+        W,
+        H,
+        "+".join(bundle.present),
+        faces,
+        res.detector,
+        args.min_face_px,
+        args.input_size,
+        args.threads,
+        args.cv_threads,
+        args.runs,
+    )
+    for k, v in summary.items():
+        log.info("  %-10s p50 %7.2f ms   p95 %7.2f ms", k, v["p50"], v["p95"])
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
