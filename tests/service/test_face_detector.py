@@ -78,6 +78,7 @@ def _scale(img: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
 PERTURBATIONS = {
     "rot-20": lambda im: _rotate(im, -20),
     "rot+20": lambda im: _rotate(im, 20),
+    "rot-10": lambda im: _rotate(im, -10),
     "rot+10": lambda im: _rotate(im, 10),
     "scale0.5": lambda im: _scale(im, 0.5),
     "scale0.75": lambda im: _scale(im, 0.75),
