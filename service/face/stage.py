@@ -106,7 +106,7 @@ class FaceStage:
         reasons = health_mod.dropped_reasons(health)
         for m, h in health.items():
             if not h.usable:
-                log.info("dropping %s: %s", m, h.reason)
+                log.debug("dropping %s: %s", m, h.reason)
         return health, used, reasons
 
     def _detect(
@@ -123,7 +123,9 @@ class FaceStage:
             assert bundle.rgb is not None
             dets = self.cnn.detect(bundle.rgb, max_faces=max_faces)
             source = "mtcnn"
-        elif "ir" in used:
+        # IR when RGB is absent or unusable, and when RGB shows no face: in the dark, the
+        # NIR illuminator still lights the face.
+        if not dets and "ir" in used:
             assert bundle.ir is not None
             dets = self.cnn.detect(ir_to_rgb8(bundle.ir), max_faces=max_faces)
             source = "mtcnn-ir"

@@ -201,3 +201,15 @@ def test_ir_only_frame_uses_the_cnn_on_ir(stage, portraits) -> None:
         res = stage.process(FrameBundle(ir=ir))
         assert res.detector == "mtcnn-ir" and len(res.faces) == 1
         assert _crop_error(res.faces[0].detection.landmarks, gt).max() < 3.0
+
+
+def test_dark_rgb_falls_back_to_ir(stage, portraits) -> None:
+    img, lm = portraits["grace_hopper"]
+    bundle, gt = _scene(img, lm, 0, 0.5, 0, 0)
+    ir = cv2.cvtColor(bundle.rgb, cv2.COLOR_RGB2GRAY)
+    night = (bundle.rgb // 40).astype(np.uint8)  # RGB nearly black, still "usable"
+    res = stage.process(FrameBundle(rgb=night, ir=ir))
+    assert res.modalities_used == ("rgb", "ir")
+    assert res.detector == "mtcnn-ir" and len(res.faces) == 1
+    assert _crop_error(res.faces[0].detection.landmarks, gt).max() < 3.0
+    assert "too_dark" in [r.value for r in res.faces[0].reasons]
