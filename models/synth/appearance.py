@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from models.synth.faces import FaceAsset
+from models.synth.materials import luminance
 
 
 @dataclass
@@ -21,6 +22,7 @@ class FaceLook:
     rgb: np.ndarray  # H×W×3 float32
     landmarks: np.ndarray  # 5×2
     mm_per_px: float
+    nir: np.ndarray  # H×W float32 luminance before skin-tone change (NIR barely sees melanin)
     glasses: np.ndarray  # H×W float32 1 on glasses frames (dark, in front of the face)
     lenses: np.ndarray  # H×W float32 1 on lenses (glare in RGB and NIR)
     name: str
@@ -35,11 +37,16 @@ def _mirror(rgb: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out, m[[1, 0, 2, 4, 3]]
 
 
-def _skin_mask(rgb8: np.ndarray) -> np.ndarray:
-    ycc = cv2.cvtColor(rgb8, cv2.COLOR_RGB2YCrCb).astype(np.float32)
-    cr, cb = ycc[..., 1], ycc[..., 2]
-    m = ((cr > 135) & (cr < 180) & (cb > 80) & (cb < 130)).astype(np.float32)
-    return cv2.GaussianBlur(m, (0, 0), 3.0)
+def _face_mask(shape: tuple[int, int], lm: np.ndarray) -> np.ndarray:
+    """Soft mask of the face and neck skin (the oval below the hairline)."""
+    h, w = shape
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    ied = float(np.linalg.norm(lm[1] - lm[0]))
+    cx = float(lm[:, 0].mean())
+    cy = float(lm[:2, 1].mean()) + 0.55 * ied
+    oval = ((x - cx) / (1.0 * ied)) ** 2 + ((y - cy) / (1.25 * ied)) ** 2 < 1
+    neck = (np.abs(x - cx) < 0.55 * ied) & (y > cy)
+    return cv2.GaussianBlur((oval | neck).astype(np.float32), (0, 0), 0.12 * ied)
 
 
 def _expression(
@@ -110,10 +117,12 @@ def make_look(face: FaceAsset, rng: np.random.Generator, *, variation: bool = Tr
     if variation and rng.random() < 0.5:
         rgb8, lm = _mirror(rgb8, lm)
     rgb = rgb8.astype(np.float32) / 255.0
+    nir = None
     if variation:
         rgb, lm = _expression(rgb, lm, rng)
-        # Skin tone: darken/lighten and shift hue inside the skin mask only.
-        skin = _skin_mask(np.clip(rgb * 255, 0, 255).astype(np.uint8))[..., None]
+        nir = luminance(rgb)
+        # Skin tone: darken/lighten and shift hue over the whole face, not patchily.
+        skin = _face_mask(rgb.shape[:2], lm)[..., None]
         tone = rng.choice([0.45, 0.6, 0.75, 0.9, 1.0, 1.1], p=[0.12, 0.15, 0.18, 0.2, 0.2, 0.15])
         tint = np.array([1.0, rng.uniform(0.9, 1.02), rng.uniform(0.82, 1.0)], np.float32)
         toned = rgb * np.float32(tone) * tint if tone < 1.0 else 1 - (1 - rgb) / np.float32(tone)
@@ -124,14 +133,19 @@ def make_look(face: FaceAsset, rng: np.random.Generator, *, variation: bool = Tr
         hsv[..., 0] = (hsv[..., 0] + rng.uniform(-40, 40) * (1 - skin[..., 0])) % 360
         rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
     shape = rgb.shape[:2]
+    if nir is None:
+        nir = luminance(rgb)
     if variation and not face.glasses and rng.random() < 0.25:
         frame, lens = _glasses(shape, lm, rng)
         color = rng.uniform(0.0, 0.35, size=3).astype(np.float32)
         rgb = rgb * (1 - frame[..., None]) + color * frame[..., None]
+        nir = nir * (1 - frame) + 0.1 * frame
     elif face.glasses:
         # Grace Hopper wears glasses in the portrait itself.
         frame, lens = _glasses(shape, lm, np.random.default_rng(7))
         frame *= 0.0
     else:
         frame = lens = np.zeros(shape, np.float32)
-    return FaceLook(rgb.astype(np.float32), lm, face.mm_per_px, frame, lens, face.name)
+    return FaceLook(
+        rgb.astype(np.float32), lm, face.mm_per_px, nir.astype(np.float32), frame, lens, face.name
+    )

@@ -111,3 +111,19 @@ def recordings_cmd(out: Path, profile: str, frames: int, seed: int, fps: int) ->
     paths = write_recordings(out, profile=profile, n_frames=frames, seed=seed, fps=fps)
     for p in paths:
         click.echo(str(p))
+
+
+@synth.command("sanity")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path, exists=True),
+    required=True,
+    help="A benchmark folder written by 'liveness synth benchmark'.",
+)
+@click.option("--protocol", "protocols", multiple=True, default=("intra",), show_default=True)
+def sanity_cmd(data: Path, protocols: tuple[str, ...]) -> None:
+    """Trivial baseline: logistic regression on global per-modality statistics (JSON)."""
+    from models.synth.sanity import evaluate
+
+    result = {p: evaluate(data, p) for p in protocols}
+    click.echo(json.dumps(result, indent=1))

@@ -68,9 +68,10 @@ def skin(rng: np.random.Generator) -> Material:
     )
 
 
-def skin_ir(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """NIR albedo of a live face: bright, low contrast, blurred by subsurface scattering."""
-    lum = blur(luminance(rgb), rng.uniform(1.5, 3.0))
+def skin_ir(nir: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """NIR albedo of a live face from its tone-independent luminance ``nir``: bright, low
+    contrast, blurred by subsurface scattering."""
+    lum = blur(nir, rng.uniform(1.5, 3.0))
     base = rng.uniform(0.38, 0.55)
     return np.clip(base + rng.uniform(0.3, 0.45) * np.power(lum, 0.6), 0, 1).astype(np.float32)
 

@@ -16,10 +16,13 @@ RECORDED_SPECIES = ("bona_fide", "print_flat", "replay_tablet", "mask_rigid")
 
 
 def scene_to_bundle(scene: Scene, index: int, fps: float) -> object:
-    from sensors.bundle import FrameBundle
+    from sensors.bundle import FrameBundle, Intrinsics
 
     t = index / fps
+    fx, fy, cx, cy = (float(v) for v in scene.info["intrinsics"])  # type: ignore[union-attr]
+    h, w = scene.depth.shape
     return FrameBundle(
+        intrinsics=Intrinsics(w, h, fx, fy, cx, cy),
         rgb=scene.rgb,
         depth=scene.depth,
         ir=scene.ir,

@@ -51,8 +51,8 @@ def face_features(
     # Nose: a ridge from the bridge to the tip, rising towards the tip, falling fast below.
     t = np.clip((y - g["eye_y"]) / max(g["nose_y"] - g["eye_y"], 1.0), 0.0, 1.0)
     ridge_x = g["cx"] + (g["nose_x"] - g["cx"]) * t
-    ridge = np.exp(-0.5 * ((x - ridge_x) / (0.11 * ied + 0.05 * ied * t)) ** 2)
-    below = np.exp(-0.5 * (np.maximum(y - g["nose_y"], 0) / (0.1 * ied)) ** 2)
+    ridge = np.exp(-0.5 * ((x - ridge_x) / (0.14 * ied + 0.1 * ied * t)) ** 2)
+    below = np.exp(-0.5 * (np.maximum(y - g["nose_y"], 0) / (0.13 * ied)) ** 2)
     # The bridge fades in smoothly between the brows (a hard step would tear the texture).
     above = 1.0 / (1.0 + np.exp(-(y - (g["eye_y"] - 0.25 * ied)) / (0.06 * ied)))
     out += nose_mm * ridge * (0.3 + 0.7 * t**1.5) * below * above

@@ -169,6 +169,8 @@ def render_params(params: SceneParams, frame_seed: int = 0) -> Scene:
         "roll": round(params.pose.roll, 2),
         "materials": [lay.material.name for lay in pres.layers],
         "depth_quality": round(params.nuisance.depth_quality, 3),
+        # Pinhole intrinsics of the registered grid: fx, fy, cx, cy (pixels).
+        "intrinsics": [round(v, 3) for v in (cam.fx, cam.fy, cam.cx, cam.cy)],
     }
     return Scene(
         rgb=frame.rgb,

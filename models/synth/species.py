@@ -98,8 +98,9 @@ def live_head(look: FaceLook, pose: Pose, rng: np.random.Generator, kind: str = 
     rgb, lm = _pad_body(look)
     shape = rgb.shape[:2]
     depth = rng.uniform(85, 105)
-    height, alpha, face = head_relief(shape, lm, look.mm_per_px, depth, rng.uniform(18, 30))
-    ir = mat.skin_ir(rgb, rng)
+    height, alpha, face = head_relief(shape, lm, look.mm_per_px, depth, rng.uniform(14, 24))
+    nir = cv2.copyMakeBorder(look.nir, 0, BODY_PAD, 0, 0, cv2.BORDER_REPLICATE)
+    ir = mat.skin_ir(nir, rng)
     frames = cv2.copyMakeBorder(look.glasses, 0, BODY_PAD, 0, 0, cv2.BORDER_CONSTANT, value=0)
     ir = ir * (1 - 0.75 * frames)
     # Glasses stand ~15 mm in front of the eyes.
@@ -261,7 +262,7 @@ def _mask_layer(victim: FaceLook, wearer: Layer, rng: np.random.Generator, speci
     nose_front = float(wearer.height[int(lm[2, 1]), int(lm[2, 0])])
     if species == "mask_silicone":
         height, head_alpha, _ = head_relief(
-            (h, w), mlm, wearer.mm_per_px, rng.uniform(88, 102), rng.uniform(18, 30)
+            (h, w), mlm, wearer.mm_per_px, rng.uniform(88, 102), rng.uniform(14, 24)
         )
         height = np.maximum(height + rng.uniform(1.5, 4.0), wearer.height + 1.0)
         # A full-head mask: head and upper neck, ending in a seam.
@@ -279,7 +280,7 @@ def _mask_layer(victim: FaceLook, wearer: Layer, rng: np.random.Generator, speci
         alpha *= 1 - eye_holes((h, w), mlm, rng.uniform(0.9, 1.25))
         if species == "mask_rigid":
             height, _, _ = head_relief(
-                (h, w), mlm, wearer.mm_per_px, rng.uniform(80, 100), rng.uniform(16, 30)
+                (h, w), mlm, wearer.mm_per_px, rng.uniform(80, 100), rng.uniform(12, 26)
             )
             height = mat.blur(height, rng.uniform(1.0, 3.5))
             height = np.maximum(height + rng.uniform(3, 9), wearer.height + 2.0)
