@@ -145,6 +145,13 @@ def screen_rgb(rgb: np.ndarray, rng: np.random.Generator, quality: float) -> np.
         pat = interference((h, w), rng.uniform(2.1, 6.0), rng.uniform(0, 180), rng)
         sub = np.stack([pat, np.roll(pat, 1, axis=1), np.roll(pat, 2, axis=1)], axis=-1)
         out = out * (1 + rng.uniform(0.015, 0.04 + 0.1 * bad) * sub)
+    if rng.random() < 0.5:
+        # A room light or window mirrored in the glass: a soft bright patch over the image.
+        y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        sx, sy = rng.uniform(0.1, 0.5) * w, rng.uniform(0.1, 0.5) * h
+        patch = np.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
+        out = out + rng.uniform(0.04, 0.3) * patch[..., None]
     return np.clip(out, 0, 1).astype(np.float32)
 
 

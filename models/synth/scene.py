@@ -109,7 +109,9 @@ def sample_params(
     )
     nfaces = len(load_faces())
     victim = int(rng.integers(nfaces))
-    attacker = int((victim + 1 + rng.integers(nfaces - 1)) % nfaces) if nfaces > 1 else 0
+    # The attacker (mask wearer, print holder) may be the victim's own identity: with few
+    # identities, "face of one person on another's head" must not be a shortcut.
+    attacker = int(rng.integers(nfaces))
     return SceneParams(species, profile, size, seed, pose, light, nuis, victim, attacker)
 
 
