@@ -28,8 +28,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             return Path(cand)
     dest = tmp_path_factory.mktemp("fnp")
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "facenet-pytorch==2.6.0"]
+    cmd += ["--timeout", "10", "--retries", "1", "-q", "-d", str(dest)]
     try:
-        subprocess.run([*cmd, "-d", str(dest), "-q"], check=True, timeout=120, capture_output=True)
+        subprocess.run(cmd, check=True, timeout=90, capture_output=True)
     except (subprocess.SubprocessError, OSError) as exc:
         pytest.skip(f"facenet-pytorch 2.6.0 wheel not available offline: {exc}")
     return dest / WHEEL_NAME
