@@ -14,6 +14,7 @@ Never imports torch.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -66,6 +67,9 @@ class FaceStage:
         # Built lazily: the cropped path needs no detector.
         self._cnn: FaceDetector | None = None
         self._depth: DepthHeadDetector | None = None
+        # process() is called from a thread pool; build each detector once. The ORT
+        # sessions themselves are safe to run concurrently.
+        self._build_lock = threading.Lock()
 
     # -- collaborators --------------------------------------------------------------
     @property
@@ -73,7 +77,9 @@ class FaceStage:
         if self._cnn is None:
             from service.face.detectors import create_detector
 
-            self._cnn = create_detector("mtcnn", self.config)
+            with self._build_lock:
+                if self._cnn is None:
+                    self._cnn = create_detector("mtcnn", self.config)
         return self._cnn
 
     @property
@@ -81,7 +87,9 @@ class FaceStage:
         if self._depth is None:
             from service.face.detectors.depth import DepthHeadDetector
 
-            self._depth = DepthHeadDetector(self.config)
+            with self._build_lock:
+                if self._depth is None:
+                    self._depth = DepthHeadDetector(self.config)
         return self._depth
 
     def warmup(self) -> None:

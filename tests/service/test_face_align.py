@@ -218,3 +218,20 @@ def test_dark_rgb_falls_back_to_ir(stage, portraits) -> None:
     assert res.detector == "mtcnn-ir" and len(res.faces) == 1
     assert _crop_error(res.faces[0].detection.landmarks, gt).max() < 3.0
     assert "too_dark" in [r.value for r in res.faces[0].reasons]
+
+
+def test_concurrent_calls_share_one_stage(portraits) -> None:
+    """The service calls one FaceStage from a thread pool; results must not interfere."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    img, lm = portraits["astronaut"]
+    bundles = [_scene(img, lm, deg, 0.7, 0, 0)[0] for deg in (-10, 0, 10)]
+    fresh = FaceStage(FaceStageConfig(), input_size=S)  # detector built lazily, under load
+    serial = [FaceStage(FaceStageConfig(), input_size=S).process(b) for b in bundles]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(fresh.process, bundles * 2))
+    for i, res in enumerate(parallel):
+        ref = serial[i % 3]
+        assert len(res.faces) == len(ref.faces) == 1
+        got, want = res.faces[0].detection.landmarks, ref.faces[0].detection.landmarks
+        np.testing.assert_allclose(got, want)
