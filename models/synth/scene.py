@@ -7,7 +7,7 @@ so the same (species, profile, seed) always gives the same bytes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -32,7 +32,7 @@ class Scene:
     label: int  # 1 bona fide, 0 attack
     species: str
     profile: str
-    info: dict[str, object]
+    info: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass

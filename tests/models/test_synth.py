@@ -240,3 +240,23 @@ def test_scenes_command_writes_ground_truth(tmp_path: Path) -> None:
     depth = cv2.imread(str(tmp_path / rec["depth"]), cv2.IMREAD_UNCHANGED)
     assert depth.dtype == np.uint16 and depth.shape == (360, 480)
     assert len(rec["landmarks"]) == 5 and len(rec["box"]) == 4
+
+
+def test_project_face_detector_finds_the_faces() -> None:
+    """The face stage's MTCNN finds rendered faces near the ground-truth landmarks."""
+    pytest.importorskip("onnxruntime")
+    mtcnn = pytest.importorskip("service.face.detectors.mtcnn")
+    from service.face.config import FaceStageConfig
+
+    det = mtcnn.MTCNNDetector(FaceStageConfig())
+    found = 0
+    cases = ("bona_fide", "print_flat", "replay_tablet", "mask_silicone", "bona_fide", "mask_paper")
+    for i, species in enumerate(cases):
+        s = render_scene(species, PROFILES[i % 2], seed=500 + i)
+        ied = float(np.linalg.norm(s.landmarks[1] - s.landmarks[0]))
+        errs = [
+            np.linalg.norm(d.landmarks - s.landmarks, axis=1).mean() / ied
+            for d in det.detect(s.rgb)
+        ]
+        found += bool(errs) and min(errs) < 0.25
+    assert found >= len(cases) - 1
