@@ -76,6 +76,22 @@ def skin_ir(nir: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(base + rng.uniform(0.3, 0.45) * np.power(lum, 0.6), 0, 1).astype(np.float32)
 
 
+def corneal_glints(
+    shape: tuple[int, int], eyes: np.ndarray, ied: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Emitter reflections on live corneas: small bright spots a print cannot have."""
+    h, w = shape
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = np.zeros((h, w), np.float32)
+    amp = rng.uniform(0.3, 0.8)
+    for e in eyes:
+        ox, oy = rng.normal(0, 0.03 * ied, 2)
+        out += amp * np.exp(
+            -0.5 * (((x - e[0] - ox) ** 2 + (y - e[1] - oy) ** 2) / (0.035 * ied) ** 2)
+        )
+    return out
+
+
 def paper(rng: np.random.Generator, glossy: bool) -> Material:
     return Material(
         "paper_glossy" if glossy else "paper",
@@ -195,7 +211,7 @@ def resin_rgb(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def resin_ir(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     lum = luminance(rgb)
-    return np.clip(rng.uniform(0.5, 0.88) + rng.uniform(0.0, 0.15) * (lum - 0.5), 0, 1).astype(
+    return np.clip(rng.uniform(0.5, 0.88) + rng.uniform(0.0, 0.1) * (lum - 0.5), 0, 1).astype(
         np.float32
     )
 
@@ -222,6 +238,7 @@ def silicone_rgb(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def silicone_ir(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Pigmented silicone: skin-like level, flatter (less melanin/blood structure)."""
     lum = blur(luminance(rgb), rng.uniform(1.0, 2.5))
-    return np.clip(rng.uniform(0.45, 0.7) + rng.uniform(0.1, 0.3) * (lum - 0.4), 0, 1).astype(
+    # Pigments are nearly transparent in NIR: painted brows and lips barely show.
+    return np.clip(rng.uniform(0.45, 0.75) + rng.uniform(0.03, 0.15) * (lum - 0.4), 0, 1).astype(
         np.float32
     )

@@ -87,7 +87,10 @@ def _scores(X: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def eer_threshold(scores: np.ndarray, y: np.ndarray) -> float:
+    """Threshold where APCER and BPCER are closest (0.5 if a class is missing)."""
     best, thr = 2.0, 0.5
+    if (y == 0).sum() == 0 or (y == 1).sum() == 0:
+        return thr
     for t in np.unique(scores):
         apcer = float((scores[y == 0] >= t).mean())
         bpcer = float((scores[y == 1] < t).mean())
@@ -125,8 +128,8 @@ def evaluate(
         w = fit_logistic((Xtr - mu) / sd, ytr)
         thr = eer_threshold(_scores((stack("dev") - mu) / sd, w), feats["dev"][1])
         st, yt = _scores((stack("test") - mu) / sd, w), feats["test"][1]
-        apcer = float((st[yt == 0] >= thr).mean())
-        bpcer = float((st[yt == 1] < thr).mean())
+        apcer = float((st[yt == 0] >= thr).mean()) if (yt == 0).any() else 0.0
+        bpcer = float((st[yt == 1] < thr).mean()) if (yt == 1).any() else 0.0
         species = np.array([e.species for e in lists["test"]])
         per_species = {
             sp: float((st[(yt == 0) & (species == sp)] >= thr).mean())

@@ -103,6 +103,8 @@ def live_head(look: FaceLook, pose: Pose, rng: np.random.Generator, kind: str = 
     ir = mat.skin_ir(nir, rng)
     frames = cv2.copyMakeBorder(look.glasses, 0, BODY_PAD, 0, 0, cv2.BORDER_CONSTANT, value=0)
     ir = ir * (1 - 0.75 * frames)
+    ied = float(np.linalg.norm(lm[1] - lm[0]))
+    ir = np.clip(ir + mat.corneal_glints(shape, lm[:2], ied, rng), 0, 1)
     # Glasses stand ~15 mm in front of the eyes.
     height = height + 15.0 * frames
     origin = (float(lm[:2, 0].mean()), float(lm[:2, 1].mean()))

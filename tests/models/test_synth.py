@@ -260,3 +260,12 @@ def test_project_face_detector_finds_the_faces() -> None:
         ]
         found += bool(errs) and min(errs) < 0.25
     assert found >= len(cases) - 1
+
+
+def test_global_statistics_baseline_runs(tiny: Path) -> None:
+    from models.synth.sanity import evaluate
+
+    res = evaluate(tiny, "combined", subsets=(("rgb",), ("rgb", "depth", "ir")))
+    assert set(res) == {"rgb", "rgb+depth+ir"}
+    for r in res.values():
+        assert 0.0 <= r["acer"] <= 1.0 and 0.0 <= r["worst_species_apcer"] <= 1.0
