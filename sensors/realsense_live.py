@@ -104,7 +104,13 @@ class RealSenseLiveSource(FrameSource):
             else:
                 log.warning("%s: emitter on/off interleaving unsupported", self.description)
         self._last_clean_ir = None
-        self._converter = FrameSetConverter(rs, want, depth_scale)
+        self._converter = FrameSetConverter(
+            rs,
+            want,
+            depth_scale,
+            color_profile=_first_profile(profile, rs.stream.color),
+            depth_profile=_first_profile(profile, rs.stream.depth),
+        )
         log.info(
             "%s: %s at %dx%d@%d, depth scale %g m%s",
             self.description,
@@ -155,3 +161,10 @@ class RealSenseLiveSource(FrameSource):
             finally:
                 self._pipeline = None
                 self._device = None
+
+
+def _first_profile(pipeline_profile: Any, stream: Any) -> Any:
+    for p in pipeline_profile.get_streams():
+        if p.stream_type() == stream:
+            return p
+    return None

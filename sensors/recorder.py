@@ -13,6 +13,7 @@ The result replays through :class:`sensors.realsense_recording.RealSenseRecordin
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,7 @@ class RecordingWriter:
         fps: int,
         depth_scale: float = 0.001,
         serial: str = "FLEXLIVE-SW-0001",
+        pace: bool = False,
     ) -> None:
         import pyrealsense2 as rs
 
@@ -78,6 +80,10 @@ class RecordingWriter:
         if not self.specs:
             raise ValueError("a recording needs at least one stream")
         self.frames_written = 0
+        # The recorder stamps messages with their arrival time, and real-time playback
+        # follows those stamps; pacing makes the file's timeline match ``fps``.
+        self.pace = pace
+        self._t0: float | None = None
 
         dev = rs.software_device()
         dev.register_info(rs.camera_info.name, "FlexLive software camera")
@@ -147,6 +153,13 @@ class RecordingWriter:
         if not self._open:
             raise RuntimeError("write() after close()")
         rs = self._rs
+        if self.pace:
+            now = time.monotonic()
+            if self._t0 is None:
+                self._t0 = now
+            delay = self._t0 + self.frames_written / self.fps - now
+            if delay > 0:
+                time.sleep(delay)
         ts = self.frames_written * 1000.0 / self.fps if timestamp_ms is None else timestamp_ms
         for modality, image in images.items():
             if image is None:
@@ -205,11 +218,15 @@ def write_recording(
     fps: int = 30,
     *,
     color_format: ColorFormat = "rgb8",
+    pace: bool = False,
 ) -> Path:
     """Write ``bundles`` (all with the same modalities and size) to a ``.db3`` recording.
 
     The first bundle fixes the streams, size, depth scale and intrinsics. RGB is stored as
     ``rgb8`` (or converted to ``bgr8`` when asked); uint8 IR as ``y8``, uint16 IR as ``y16``.
+    ``pace=True`` writes in real time (``len(bundles) / fps`` seconds) so that a real-time
+    playback reproduces the frame rate; otherwise the file's own clock is compressed and
+    only as-fast-as-possible playback is meaningful.
     """
     iterator = iter(bundles)
     first = next(iterator, None)
@@ -226,7 +243,7 @@ def write_recording(
             "ir": "y16" if array.dtype == np.uint16 else "y8",
         }[modality]
         specs.append(StreamSpec(modality, width, height, fmt, first.intrinsics))  # type: ignore[arg-type]
-    writer = RecordingWriter(path, specs, fps, depth_scale=first.depth_scale)
+    writer = RecordingWriter(path, specs, fps, depth_scale=first.depth_scale, pace=pace)
     try:
         for bundle in _chain(first, iterator):
             if bundle.present != first.present or bundle.shape != (height, width):
