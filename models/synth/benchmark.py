@@ -266,7 +266,7 @@ def generate_benchmark(
         "workers": workers,
         "seconds": round(elapsed, 1),
         # CPU time of rendering alone: comparable across machines and loads.
-        "cpu_seconds": round(sum(float(r["cpu_s"]) for r in records), 1),  # type: ignore[arg-type]
+        "cpu_seconds": round(sum(float(str(r["cpu_s"])) for r in records), 1),
         "seconds_per_sample": round(elapsed / max(len(specs), 1), 4),
     }
     path = out / "manifest.json"

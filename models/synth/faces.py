@@ -142,6 +142,8 @@ def load_faces() -> tuple[FaceAsset, ...]:
         path = ASSET_DIR / f"{name}.png"
         if entry is not None and path.is_file():
             bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise RuntimeError(f"could not decode the face asset {path}")
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             lm = np.asarray(entry["landmarks"], dtype=np.float64)
         else:

@@ -229,11 +229,11 @@ def render_surface(
     first[1:] = isorted[1:] != isorted[:-1]
     sel = order[first]
     uniq = isorted[first]
-    umap = np.zeros(h * w, np.float32)
-    vmap = np.zeros(h * w, np.float32)
-    cov = np.zeros(h * w, np.float32)
-    umap[uniq], vmap[uniq], cov[uniq] = gu[sel], gv[sel], 1.0
-    umap, vmap, cov = umap.reshape(h, w), vmap.reshape(h, w), cov.reshape(h, w)
+    flat_u = np.zeros(h * w, np.float32)
+    flat_v = np.zeros(h * w, np.float32)
+    flat_c = np.zeros(h * w, np.float32)
+    flat_u[uniq], flat_v[uniq], flat_c[uniq] = gu[sel], gv[sel], 1.0
+    umap, vmap, cov = flat_u.reshape(h, w), flat_v.reshape(h, w), flat_c.reshape(h, w)
     # Fill sub-pixel gaps from covered neighbours (never grows the silhouette much).
     k = np.ones((3, 3), np.float32)
     for _ in range(2):

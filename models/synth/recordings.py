@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from models.synth.scene import Scene, render_sequence
+from sensors.bundle import FrameBundle, Intrinsics
 
 log = logging.getLogger(__name__)
 
@@ -15,11 +16,11 @@ log = logging.getLogger(__name__)
 RECORDED_SPECIES = ("bona_fide", "print_flat", "replay_tablet", "mask_rigid")
 
 
-def scene_to_bundle(scene: Scene, index: int, fps: float) -> object:
-    from sensors.bundle import FrameBundle, Intrinsics
-
+def scene_to_bundle(scene: Scene, index: int, fps: float) -> FrameBundle:
     t = index / fps
-    fx, fy, cx, cy = (float(v) for v in scene.info["intrinsics"])  # type: ignore[union-attr]
+    intr = scene.info["intrinsics"]
+    assert isinstance(intr, list | tuple)
+    fx, fy, cx, cy = (float(v) for v in intr)
     h, w = scene.depth.shape
     return FrameBundle(
         intrinsics=Intrinsics(w, h, fx, fy, cx, cy),

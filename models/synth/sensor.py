@@ -188,14 +188,10 @@ def sense(
     ir = cv2.GaussianBlur(ir, (0, 0), 0.5)
     # --- noise: shot + read noise ---
     gain = np.float32(1.0 / max(light.exposure, 0.3) ** 0.5)
-    rgb += (
-        rng.standard_normal(rgb.shape, np.float32)
-        * (prof.rgb_noise + 0.02 * np.sqrt(np.clip(rgb, 0, 1)))
-        * gain
-    )
-    ir += rng.standard_normal(ir.shape, np.float32) * (
-        prof.ir_noise + 0.015 * np.sqrt(np.clip(ir, 0, 1))
-    )
+    rgb_sigma = (prof.rgb_noise + 0.02 * np.sqrt(np.clip(rgb, 0, 1))) * gain
+    rgb = rgb + rng.standard_normal(rgb.shape, np.float32) * rgb_sigma
+    ir_sigma = prof.ir_noise + 0.015 * np.sqrt(np.clip(ir, 0, 1))
+    ir = ir + rng.standard_normal(ir.shape, np.float32) * ir_sigma
     # Output gamma through a lookup table on a 12-bit intermediate (cheaper than a power).
     rgb12 = np.clip(rgb * 4095 + 0.5, 0, 4095).astype(np.uint16)
     rgb8 = _GAMMA_LUT[rgb12]
@@ -204,8 +200,9 @@ def sense(
         ok, buf = cv2.imencode(
             ".jpg", rgb8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, nuis.jpeg_quality]
         )
-        if ok:
-            rgb8 = np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        if decoded is not None:
+            rgb8 = np.ascontiguousarray(decoded[..., ::-1])
     depth = sense_depth(z, ir_alb, ndv, lid, mats, prof, nuis, rng)
     return Frame(rgb8, depth, ir8, z)
 
