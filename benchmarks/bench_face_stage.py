@@ -1,8 +1,9 @@
 """Face-stage latency: detection + alignment + quality + preprocessing of one frame.
 
 Measures what serving does before the model runs, on a 640×480 RGB+Depth+IR frame with
-one real face (the Grace Hopper portrait from matplotlib, pasted at ~150 px with a
-synthetic registered depth map and IR image), and prints median/p95 per step over N runs.
+one real face (the Grace Hopper portrait from matplotlib, pasted at ~150 px over
+scikit-image's coffee.png photograph, with a synthetic registered depth map and IR
+image), and prints median/p95 per step over N runs.
 
 Thread settings matter on a small host: the ORT session of the detector gets
 ``--threads`` intra-op threads (FaceStageConfig.detector_threads), OpenCV gets
@@ -56,7 +57,11 @@ def portrait_frame(face_px: int = 150) -> FrameBundle:
     s = face_px / 180.0  # the face is ~180 px wide in the 512×600 original
     img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
     rng = np.random.default_rng(0)
-    rgb = cv2.GaussianBlur(rng.integers(40, 200, (H, W, 3), dtype=np.uint8), (0, 0), 6)
+    # A real photograph as the background (scikit-image's coffee.png): textured, no face.
+    import skimage
+
+    bg = cv2.imread(str(Path(skimage.__file__).parent / "data/coffee.png"))
+    rgb = cv2.resize(cv2.cvtColor(bg, cv2.COLOR_BGR2RGB), (W, H), interpolation=cv2.INTER_AREA)
     y0, x0 = 60, 200
     h, w = min(img.shape[0], H - y0), min(img.shape[1], W - x0)
     rgb[y0 : y0 + h, x0 : x0 + w] = img[:h, :w]
