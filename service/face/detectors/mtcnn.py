@@ -26,7 +26,7 @@ from service.face.types import Detection
 log = logging.getLogger(__name__)
 
 #: Per-stage score thresholds (P-Net, R-Net, O-Net). The reference uses (0.6, 0.7, 0.7);
-#: 0.8/0.8 send ~half the windows to R-Net (~0.09 ms each on one core) and O-Net
+#: 0.8/0.8 send ~half the windows to R-Net (~0.1 ms each on one core) and O-Net
 #: (~0.5 ms each) with the same recall on the test portraits under rotation, scale,
 #: brightness and JPEG perturbations and on the synthetic scenes. The O-Net threshold is
 #: raised to ``FaceStageConfig.detection_threshold``.
@@ -43,7 +43,7 @@ PYRAMID_FACTOR = 0.709
 #: fewer windows to R-Net (~0.1 ms each on one core) with the same recall on the tests.
 PNET_NMS_IOU = 0.5
 #: NMS overlap after R-Net. The reference keeps IoU ≤ 0.7 (several boxes per face reach
-#: O-Net, ~0.7 ms each on one core); 0.5 leaves about one per face with the same recall.
+#: O-Net, ~0.5 ms each on one core); 0.5 leaves about one per face with the same recall.
 RNET_NMS_IOU = 0.5
 #: P-Net candidates kept per image after the cross-scale NMS (bounds R-Net cost).
 MAX_PNET_CANDIDATES = 100
@@ -202,7 +202,8 @@ class MTCNNDetector:
         opts.log_severity_level = 3
         # These convolutions are tiny: a second thread only pays off when its worker spins
         # between operators (measured: P-Net level 0, 2.8 ms on one thread, 1.8 ms on two
-        # spinning, 3.2 ms on two blocking). With one thread there is no worker to spin.
+        # spinning, 3.2 ms on two blocking) -- on an idle host. On a busy one spinning
+        # workers fight every other process (3x slower), hence the default of one thread.
         spin = "1" if config.detector_threads > 1 else "0"
         opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
         prov = providers or ["CPUExecutionProvider"]
