@@ -7,7 +7,8 @@ Aggregation: a track keeps the scores of its last ``window`` *scored* frames (fa
 quality reasons carry no score and do not vote); the aggregated score is their mean. With
 the operating point's threshold ``t`` and margin ``m``:
 
-- the aggregated score is in the live band when ≥ t + m, the spoof band when < t − m;
+- the aggregated score is in the live band when ≥ t + m, the spoof band when < t − m
+  (each edge at most half-way from ``t`` to 1 or 0, so both stay reachable);
 - a track becomes ``live`` only after ``min_live_frames`` consecutive frames in the live
   band, ``spoof`` after ``min_spoof_frames`` in the spoof band; until then ``uncertain``;
 - hysteresis: a decided track keeps its decision until the score crosses the threshold
@@ -94,8 +95,9 @@ class FaceTracker:
         if score is None:
             return "none"
         t, m, h = self.op.threshold, self.op.margin, self.config.hysteresis
-        live_cut = t + m + (h if decision == "spoof" else 0.0)
-        spoof_cut = t - m - (h if decision == "live" else 0.0)
+        # bands stay reachable when the threshold sits near 0 or 1 (at most half-way out)
+        live_cut = min(t + m + (h if decision == "spoof" else 0.0), t + (1.0 - t) / 2.0)
+        spoof_cut = max(t - m - (h if decision == "live" else 0.0), t / 2.0)
         if score >= live_cut:
             return "live"
         if score < spoof_cut:
