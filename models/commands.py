@@ -37,6 +37,12 @@ import click
     default=None,
     help="Override the network's fusion (concat, se_concat, cross_attention).",
 )
+@click.option(
+    "--override",
+    "overrides",
+    multiple=True,
+    help="Builder override KEY=VALUE (VALUE parsed as JSON), e.g. widths=[24,48,96].",
+)
 @click.option("--epochs", default=10, show_default=True)
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--lr", default=3e-3, show_default=True)
@@ -72,12 +78,23 @@ def train(**kw: object) -> None:
         click.echo("\n".join(list_models()))
         return
     fusion = kw.pop("fusion")
+    model_overrides: dict[str, object] = {}
+    for item in kw.pop("overrides"):  # type: ignore[union-attr]
+        key, sep, value = str(item).partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--override")
+        try:
+            model_overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            model_overrides[key] = value
+    if fusion:
+        model_overrides["fusion"] = fusion
     cfg = TrainConfig(
         data=str(kw["data"]),
         protocol=str(kw["protocol"]),
         out=str(kw["out"]),
         model=str(kw["model_name"]),
-        model_overrides={"fusion": fusion} if fusion else {},
+        model_overrides=model_overrides,
         epochs=int(kw["epochs"]),  # type: ignore[call-overload]
         batch_size=int(kw["batch_size"]),  # type: ignore[call-overload]
         lr=float(kw["lr"]),  # type: ignore[arg-type]
