@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--baseline", default=None)
     ap.add_argument("--specialists", default=None)
     ap.add_argument("--latency", default=None)
+    ap.add_argument("--unseen", default=None, help="pad_unseen.py --json output")
     ap.add_argument("--commands", default=None, help="Shell file with the exact commands.")
     ap.add_argument("--notes", default=None, help="Markdown file appended verbatim.")
     ap.add_argument("--out", required=True)
@@ -177,6 +178,22 @@ def main() -> None:
                 f"| {name} | {pct(r['unified_acer'])} | {pct(r['specialist_acer'])} | "
                 f"{pct(r['unified_eer'])} | {pct(r['specialist_eer'])} |"
             )
+        L.append("")
+    if a.unseen:
+        un = json.loads(Path(a.unseen).read_text())["rows"]
+        subsets = list(next(iter(un.values()))) if un else []
+        L += [
+            "## Unseen attacks (one model per held-out species)",
+            "",
+            "Each row: the network trained without that species (`benchmarks/pad_unseen.py`), "
+            "tested on bona fide + the unseen species; test ACER / EER at dev thresholds.",
+            "",
+            "| held-out species | " + " | ".join(f"{s} ACER / EER" for s in subsets) + " |",
+            "| --- |" + " --- |" * len(subsets),
+        ]
+        for proto, r in un.items():
+            cells = [f"{pct(r[s]['acer'])} / {pct(r[s]['eer'])}" for s in subsets]
+            L.append(f"| {proto.removeprefix('unseen_')} | " + " | ".join(cells) + " |")
         L.append("")
     if a.notes:
         L += [Path(a.notes).read_text().rstrip(), ""]

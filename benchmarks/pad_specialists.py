@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--unified", required=True, help="The unified model's ONNX file.")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="runs/specialists")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
