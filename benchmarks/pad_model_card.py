@@ -131,6 +131,8 @@ def main() -> None:
         L += [
             f"## Test results — protocol `{rep['protocol']}` ({rep['split']} split)",
             "",
+            f"Model: `{rep['model']}` ({rep['model_name']} {rep['model_version']}).",
+            "",
             "Thresholds calibrated per subset on the dev split, applied to test. ACER, APCER "
             "(worst attack species) and BPCER at the dev-EER threshold; BPCER20 = test BPCER "
             "at the dev APCER-5 % threshold; last column: worst-species test APCER at the dev "
