@@ -229,6 +229,7 @@ class LivenessDaemon:
             "time": now,
             "latency_ms": round(latency_s * 1000, 2),
             "analysis_ms": round(analysis_s * 1000, 2),
+            "timings_ms": analysis.timings_ms,
             "modalities_received": analysis.modalities_received or list(bundle.present),
             "modalities_used": analysis.modalities_used,
             "reasons": analysis.reasons,

@@ -5,14 +5,19 @@ patch whose centre pixel is pure blue in RGB (0, 0, 255), and its bona fide scor
 red channel of the patch's top-left pixel / 255. A recording written with such patches and
 replayed through the SDK therefore drives the daemon to known decisions, exercising
 capture, queue, tracking, aggregation and outputs without a network.
+
+:class:`ScriptedSource` injects faults: it plays a script of steps shared across
+reopenings (``f`` a frame, ``s`` a stall, ``x`` a device error, ``o`` a refused open).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
+from sensors.base import FrameSource, SourceEnded, SourceError
 from sensors.bundle import FrameBundle
 from service.daemon.types import Decision, FaceObservation, FrameAnalysis, OperatingPoint
 
@@ -88,3 +93,54 @@ class MarkerAnalyzer:
 
     def close(self) -> None:
         self.closed = True
+
+
+def marker_bundles(
+    scores: list[float], *, x0: int = 20, drift: int = 1, width: int = 160, height: int = 120
+) -> list[FrameBundle]:
+    """One bundle per score: a marker face (drifting right) on black, flat depth and IR."""
+    out = []
+    for i, score in enumerate(scores):
+        rgb = np.zeros((height, width, 3), np.uint8)
+        paint_face(rgb, x0 + i * drift % 40, 30, score)
+        depth = np.full((height, width), 600, np.uint16)
+        ir = np.full((height, width), 90, np.uint8)
+        out.append(FrameBundle(rgb=rgb, depth=depth, ir=ir, depth_scale=0.001))
+    return out
+
+
+class ScriptedSource(FrameSource):
+    """Plays a script shared across reopenings: 'f' frame, 's' stall (None), 'x' error."""
+
+    kind = "scripted"
+
+    def __init__(self, script: Iterator[str], live: bool = True, period: float = 0.0) -> None:
+        super().__init__(None)
+        self.script = script
+        self.period = period
+        self._live = live
+
+    @property
+    def live(self) -> bool:  # type: ignore[override]
+        return self._live
+
+    def _open(self) -> None:
+        step = next(self.script, "f")
+        if step == "o":  # refuse to open (camera unplugged)
+            raise SourceError("scripted: device not found")
+
+    def _read(self, timeout: float | None) -> FrameBundle | None:
+        step = next(self.script, "end")
+        if self.period:
+            time.sleep(self.period)
+        if step == "f":
+            return marker_bundles([0.9])[0]
+        if step == "s":
+            time.sleep(timeout or 0)
+            return None
+        if step == "x":
+            raise SourceError("scripted: USB transfer failed")
+        raise SourceEnded("scripted: done")
+
+    def _close(self) -> None:
+        pass

@@ -16,29 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 
-from sensors.base import FrameSource, SourceError
+from sensors.base import FrameSource
 from sensors.bundle import FrameBundle
 from sensors.config import RecordingConfig, create_source
 from service.daemon.config import DaemonConfig, TrackerConfig
 from service.daemon.outputs import JsonlOutput, Output, WebhookOutput, parse_output
 from service.daemon.runner import LivenessDaemon
-from service.daemon.testing import MarkerAnalyzer, paint_face
-
-W, H = 160, 120
-
-
-def marker_bundles(scores: list[float], *, x0: int = 20, drift: int = 1) -> list[FrameBundle]:
-    out = []
-    for i, score in enumerate(scores):
-        rgb = np.zeros((H, W, 3), np.uint8)
-        paint_face(rgb, x0 + i * drift % 40, 30, score)
-        depth = np.full((H, W), 600, np.uint16)
-        ir = np.full((H, W), 90, np.uint8)
-        out.append(FrameBundle(rgb=rgb, depth=depth, ir=ir, depth_scale=0.001))
-    return out
+from service.daemon.testing import MarkerAnalyzer, ScriptedSource, marker_bundles
 
 
 @pytest.fixture(scope="module")
@@ -140,41 +126,6 @@ def test_max_frames_stops_early(recordings: dict[str, Path]) -> None:
 
 
 # -- faults ------------------------------------------------------------------------------
-class ScriptedSource(FrameSource):
-    """Plays a script shared across reopenings: 'f' frame, 's' stall (None), 'x' error."""
-
-    kind = "scripted"
-
-    def __init__(self, script: Iterator[str], live: bool = True, period: float = 0.0) -> None:
-        super().__init__(None)
-        self.script = script
-        self.period = period
-        self.live = live  # type: ignore[misc]
-
-    def _open(self) -> None:
-        step = next(self.script, "f")
-        if step == "o":  # refuse to open (camera unplugged)
-            raise SourceError("scripted: device not found")
-
-    def _read(self, timeout: float | None) -> FrameBundle | None:
-        step = next(self.script, "end")
-        if self.period:
-            time.sleep(self.period)
-        if step == "f":
-            return marker_bundles([0.9])[0]
-        if step == "s":
-            time.sleep(timeout or 0)
-            return None
-        if step == "x":
-            raise SourceError("scripted: USB transfer failed")
-        from sensors.base import SourceEnded
-
-        raise SourceEnded("scripted: done")
-
-    def _close(self) -> None:
-        pass
-
-
 def test_unplug_stall_and_refused_reopen_recover_without_crashing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -122,7 +122,7 @@ def test_recorded_sequence_ends_with_the_expected_decision(
 def test_cli_runs_until_sigterm_and_flushes(tmp_path: Path) -> None:
     """``liveness daemon`` on a looping recording: SIGTERM → exit 0, complete JSONL."""
     from sensors.recorder import write_recording
-    from tests.service.test_daemon import marker_bundles
+    from service.daemon.testing import marker_bundles
 
     recording = write_recording(tmp_path / "loop.db3", marker_bundles([0.9] * 10), fps=30)
     jsonl = tmp_path / "events.jsonl"

@@ -12,8 +12,7 @@ import pytest
 from service.daemon.config import DaemonConfig
 from service.daemon.outputs import Output
 from service.daemon.runner import LivenessDaemon
-from service.daemon.testing import MarkerAnalyzer
-from tests.service.test_daemon import ScriptedSource
+from service.daemon.testing import MarkerAnalyzer, ScriptedSource
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
