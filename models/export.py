@@ -169,7 +169,7 @@ def export(
     uncertain_margin: float = 0.05,
 ) -> ModelSpec:
     """Export ``checkpoint`` to ``out`` with calibrated metadata; returns the written spec."""
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # tracing and parity checks are light
     net, ckpt = load_checkpoint(checkpoint)
     cfg = ckpt["config"]
     prep = base_spec(net, ckpt.get("depth_range_mm", 120.0))

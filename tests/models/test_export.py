@@ -32,6 +32,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             epochs=1,
             batch_size=16,
             progress=False,
+            threads=1,
             warmup_steps=1,
         )
     )

@@ -12,7 +12,7 @@ from models.export import to_onnx_bytes  # noqa: E402
 from models.nets import FUSIONS, create_model, list_models, register_model  # noqa: E402
 from models.spec import INPUT_NAMES, MODALITIES, all_subsets, subset_name  # noqa: E402
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 SUBSETS = all_subsets()
 
 

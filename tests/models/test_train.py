@@ -26,6 +26,7 @@ def _cfg(toy: Path, out: Path, **kw: object) -> TrainConfig:
         lr=3e-3,
         warmup_steps=2,
         progress=False,
+        threads=1,
         augment=False,
         p_drop_rgb=0.0,
         p_drop_depth=0.0,
