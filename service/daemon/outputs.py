@@ -117,6 +117,7 @@ class WebhookOutput(Output):
         self.buffer_size = buffer_size
         self._cond = threading.Condition()
         self._closing = False
+        self._abandoned = False  # close() gave up waiting: the sender stops at once
         self._thread: threading.Thread | None = None
         self.sent = 0
         self.dropped = 0
@@ -163,8 +164,8 @@ class WebhookOutput(Output):
             with self._cond:
                 while not self._buffer and not self._closing:
                     self._cond.wait()
-                if not self._buffer:
-                    return  # closing and drained
+                if not self._buffer or self._abandoned:
+                    return  # closing and drained, or shut down without delivering
                 event = self._buffer[0]
             try:
                 self._post(event)
@@ -194,6 +195,9 @@ class WebhookOutput(Output):
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
+                with self._cond:
+                    self._abandoned = True
+                    self._cond.notify_all()
                 log.error("%s: %d event(s) not delivered before shutdown", self.name, self.pending)
 
 

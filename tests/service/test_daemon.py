@@ -333,6 +333,14 @@ def test_health_readiness_metrics_and_preview_over_http() -> None:
             assert name in metrics
         jpeg = httpx.get(url + "/preview.jpg")
         assert jpeg.status_code == 200 and jpeg.content[:2] == b"\xff\xd8"
+        with httpx.stream("GET", url + "/preview.mjpg", timeout=5) as stream:
+            assert stream.headers["content-type"].startswith("multipart/x-mixed-replace")
+            head = b""
+            for chunk in stream.iter_bytes():
+                head += chunk
+                if b"\xff\xd8" in head:
+                    break
+            assert head.startswith(b"--frame\r\nContent-Type: image/jpeg")
         status = httpx.get(url + "/status").json()
         assert status["faces"] and status["faces"][0]["track_id"] == 1
         assert "FlexLive live preview" in httpx.get(url + "/").text
