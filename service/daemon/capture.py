@@ -99,14 +99,22 @@ class CaptureWorker:
                 try:
                     source = self.source_factory()
                     source.open()
-                except SourceError as exc:
+                except Exception as exc:  # SourceError, or a bug: either way, retry later
                     self.metrics.source_errors.labels("open").inc()
                     self._set_state("disconnected", str(exc))
-                    log.error("source: cannot open: %s", exc)
+                    if isinstance(exc, SourceError):
+                        log.error("source: cannot open: %s", exc)
+                    else:
+                        log.exception("source: unexpected error while opening")
                     continue
                 self.generation += 1
                 try:
                     outcome = self._pump(source)
+                except Exception as exc:  # a bug in an adapter must not kill capture
+                    log.exception("source: unexpected error while reading")
+                    self.metrics.source_errors.labels("crash").inc()
+                    self._set_state("disconnected", f"unexpected error: {exc}")
+                    outcome = "failed"
                 finally:
                     source.close()
                 if outcome == "delivered":

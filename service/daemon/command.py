@@ -142,7 +142,10 @@ def daemon(
     signal.signal(signal.SIGINT, on_signal)
     try:
         if not no_http:
-            url = runner.start_http()
+            try:
+                url = runner.start_http()
+            except RuntimeError as exc:
+                raise click.ClickException(f"{exc} ({host}:{port})") from None
             log.info("preview at %s/  (health %s/readyz, metrics %s/metrics)", url, url, url)
         summary = runner.run()
     finally:

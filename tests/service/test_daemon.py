@@ -349,3 +349,17 @@ def test_health_readiness_metrics_and_preview_over_http() -> None:
         daemon.stop()
         thread.join(10)
     assert not thread.is_alive()
+
+
+def test_an_adapter_bug_is_retried_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
+    calls = {"n": 0}
+
+    def factory() -> FrameSource:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyError("bug in a factory")
+        return ScriptedSource(iter("." + "f" * 5), live=False)
+
+    summary = daemon_for(factory, [Collector()]).run()
+    assert summary.frames_processed == 5 and summary.reconnects == 1
+    assert "unexpected error while opening" in caplog.text
