@@ -100,7 +100,7 @@ class SyntheticConfig(_SourceConfigBase):
         default="bona_fide", description="What is in front of the camera: bona_fide, print_flat…"
     )
     profile: str = Field(default="d435", description="Synthetic sensor profile (d435, sr305…)")
-    n_frames: int = Field(default=60, gt=0, description="Frames rendered per loop")
+    n_frames: int = Field(default=30, gt=0, description="Frames rendered per loop")
     seed: int = 0
     fps: float = Field(default=30.0, gt=0)
     real_time: bool = Field(default=True, description="Pace frames at fps, like a camera")

@@ -61,6 +61,7 @@ class CaptureWorker:
         self._thread: threading.Thread | None = None
         self.sequence = 0
         self.generation = 0
+        self.reconnects = 0
         self.last_frame_at: float | None = None
         self.finished = threading.Event()  # the thread has exited (ended or stopped)
 
@@ -90,6 +91,7 @@ class CaptureWorker:
             while not self._stop.is_set():
                 if not first:
                     self.metrics.reconnects.inc()
+                    self.reconnects += 1
                     self._set_state("reconnecting", f"reopening in {delay:.1f}s")
                     log.warning("source: reopening in %.1fs", delay)
                     if self._stop.wait(delay):

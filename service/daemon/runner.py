@@ -173,7 +173,7 @@ class LivenessDaemon:
             s = self.summary
             s.frames_captured = self.capture.sequence
             s.frames_dropped = self.queue.dropped
-            s.reconnects = int(self.metrics.reconnects._value.get())
+            s.reconnects = self.capture.reconnects
             s.final_decisions = {tid: t.decision for tid, t in self.tracker.tracks.items()}
             log.info(
                 "daemon stopped (%s): %d frames processed, %d dropped, %d decision changes",
