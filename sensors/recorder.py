@@ -149,18 +149,22 @@ class RecordingWriter:
         return out
 
     def write(self, timestamp_ms: float | None = None, **images: np.ndarray | None) -> None:
-        """Inject one frame per given modality (``rgb=``, ``depth=``, ``ir=``)."""
+        """Inject one frame per given modality (``rgb=``, ``depth=``, ``ir=``).
+
+        ``timestamp_ms`` defaults to ``frames_written / fps``; with ``pace`` the frame is
+        written at that time (relative to the first), so a jump in timestamps leaves a gap
+        that real-time playback reproduces."""
         if not self._open:
             raise RuntimeError("write() after close()")
         rs = self._rs
-        if self.pace:
+        ts = self.frames_written * 1000.0 / self.fps if timestamp_ms is None else timestamp_ms
+        if self.pace:  # arrive at the frame's own time: a jump in timestamps is a gap
             now = time.monotonic()
             if self._t0 is None:
-                self._t0 = now
-            delay = self._t0 + self.frames_written / self.fps - now
+                self._t0 = now - ts / 1000.0
+            delay = self._t0 + ts / 1000.0 - now
             if delay > 0:
                 time.sleep(delay)
-        ts = self.frames_written * 1000.0 / self.fps if timestamp_ms is None else timestamp_ms
         for modality, image in images.items():
             if image is None:
                 continue

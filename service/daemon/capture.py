@@ -2,7 +2,9 @@
 
 The thread owns the source. It opens it (retrying with exponential back-off), reads
 bundles into the queue and reopens it whenever it fails (:class:`SourceError`), stalls
-(no frame for ``stall_timeout_s``) or — with ``on_end="reopen"`` — ends. A live source
+(no frame for ``stall_timeout_s``; live sources only — a file with a gap is reported
+stalled and waited for, since reopening would replay it from the start) or — with
+``on_end="reopen"`` — ends. A live source
 never waits for the consumer: the queue drops its oldest frame. A non-live source
 (recording, video, folder played as fast as possible) is read only as fast as the
 consumer analyses, so no frame of a file is lost.
@@ -147,15 +149,20 @@ class CaptureWorker:
                 return "delivered" if delivered else "failed"
             now = time.monotonic()
             if bundle is None:
-                if now - last >= self.stall_timeout_s:
+                if now - last >= self.stall_timeout_s and self.state != "stalled":
                     msg = f"no frame for {now - last:.1f}s from {source.description}"
                     log.error("source stalled: %s", msg)
                     self.metrics.source_errors.labels("stall").inc()
                     self._set_state("stalled", msg)
-                    return "delivered" if delivered else "failed"
+                    if source.live:
+                        return "delivered" if delivered else "failed"
+                    # A file with a gap is not broken, and reopening it would replay it
+                    # from the start: stay unready and wait for its frames to resume.
                 continue
             last = now
             if self.state != "connected":
+                if self.state == "stalled":
+                    log.info("source: frames resumed from %s", source.description)
                 self._set_state("connected", source.description)
             self.last_frame_at = now
             item = CapturedFrame(bundle, now, self.sequence, self.generation)

@@ -134,7 +134,11 @@ def test_unplug_stall_and_refused_reopen_recover_without_crashing(
     script = iter("." + "fffff" + "x" + "oo" + "." + "fffff" + "s" + "." + "fffff")
     collector = Collector()
     daemon = daemon_for(
-        lambda: ScriptedSource(script, live=False), [collector], stall_timeout_s=0.2
+        # a camera (live) whose frames the analyser keeps up with: nothing is dropped
+        lambda: ScriptedSource(script, live=True, period=0.01),
+        [collector],
+        stall_timeout_s=0.2,
+        queue_size=32,
     )
     summary = daemon.run()
     assert summary.frames_processed == 15
@@ -147,6 +151,31 @@ def test_unplug_stall_and_refused_reopen_recover_without_crashing(
     # every reopen starts fresh tracks: a face is not carried across a reconnection
     ids = [e["faces"][0]["track_id"] for e in collector.frames]
     assert len(set(ids)) == 3
+
+
+def test_a_gap_in_a_recording_is_waited_for_not_replayed(tmp_path: Path) -> None:
+    """Frames stop arriving (a gap in a real-time recording): unready, then resumed."""
+    from sensors.recorder import RecordingWriter, StreamSpec
+
+    bundles = marker_bundles([0.9] * 16)
+    specs = [StreamSpec(m, 160, 120, f) for m, f in (("rgb", "rgb8"), ("depth", "z16"))]
+    with RecordingWriter(tmp_path / "gap.db3", specs, fps=30, pace=True) as writer:
+        for i, b in enumerate(bundles):
+            gap_ms = 800.0 if i >= 8 else 0.0  # no frame for 0.8 s after the 8th
+            writer.write(timestamp_ms=i * 1000 / 30 + gap_ms, rgb=b.rgb, depth=b.depth)
+    collector = Collector()
+    states: list[str] = []
+    daemon = daemon_for(
+        lambda: create_source(RecordingConfig(path=tmp_path / "gap.db3", real_time=True)),
+        [collector],
+        stall_timeout_s=0.3,
+    )
+    on_state = daemon.capture.on_state
+    daemon.capture.on_state = lambda state, detail: (states.append(state), on_state(state, detail))
+    summary = daemon.run()
+    assert summary.frames_processed == 16 and summary.reconnects == 0
+    assert [e["seq"] for e in collector.frames] == list(range(16))
+    assert states == ["connected", "stalled", "connected", "ended"]
 
 
 def test_readiness_turns_unready_while_the_source_is_gone() -> None:
