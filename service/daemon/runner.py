@@ -100,6 +100,8 @@ class LivenessDaemon:
         self._warmed = False
         self._source_detail = "not started"
         self._generation = 0
+        self._was_ready = False
+        self._ready_lock = threading.Lock()
         for output in outputs:
             if isinstance(output, WebhookOutput):
                 name = output.name
@@ -128,12 +130,20 @@ class LivenessDaemon:
         return True, f"source connected: {self._source_detail}"
 
     def _on_source_state(self, state: str, detail: str) -> None:
+        # the capture thread has logged the cause; readiness changes are logged once below
         self._source_detail = detail
-        if state in ("connected",):
-            log.info("source %s: %s", state, detail)
-        else:
-            log.warning("source %s: %s — daemon not ready", state, detail)
-        self.metrics.ready.set(1.0 if self.readiness()[0] else 0.0)
+        self._update_readiness()
+
+    def _update_readiness(self) -> None:
+        ready, detail = self.readiness()
+        self.metrics.ready.set(1.0 if ready else 0.0)
+        with self._ready_lock:
+            changed = ready != self._was_ready
+            self._was_ready = ready
+        if changed and ready:
+            log.info("ready: %s", detail)
+        elif changed:
+            log.warning("not ready: %s", detail)
 
     # -- lifecycle ---------------------------------------------------------------------
     def stop(self, reason: str = "stop requested") -> None:
@@ -193,7 +203,7 @@ class LivenessDaemon:
                 self.summary.stop_reason = self.summary.stop_reason or "source ended"
                 return
             self.metrics.queue_depth.set(len(self.queue))
-            self.metrics.ready.set(1.0 if self.readiness()[0] else 0.0)
+            self._update_readiness()
             if item is None:
                 continue
             self.process(item)
