@@ -200,12 +200,12 @@ class MTCNNDetector:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
-        # These convolutions are tiny: a second thread only pays off when its worker spins
-        # between operators (measured: P-Net level 0, 2.8 ms on one thread, 1.8 ms on two
-        # spinning, 3.2 ms on two blocking) -- on an idle host. On a busy one spinning
-        # workers fight every other process (3x slower), hence the default of one thread.
-        spin = "1" if config.detector_threads > 1 else "0"
-        opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        # Never spin. These convolutions are tiny, so a second thread only pays off when its
+        # worker spins between operators: P-Net level 0 took 2.8 ms on one thread, 1.8 ms
+        # on two spinning, 3.2 ms on two blocking -- on an idle host. On a shared host the
+        # spinning workers fight every other process: the whole stage went from 11 ms to
+        # 42 ms p50. One thread (the default) is the robust choice.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         prov = providers or ["CPUExecutionProvider"]
         self._sessions: dict[str, ort.InferenceSession] = {}
         for net in ("pnet", "rnet", "onet"):
