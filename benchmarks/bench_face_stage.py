@@ -65,11 +65,16 @@ def portrait_frame(face_px: int = 150) -> FrameBundle:
     y0, x0 = 60, 200
     h, w = min(img.shape[0], H - y0), min(img.shape[1], W - x0)
     rgb[y0 : y0 + h, x0 : x0 + w] = img[:h, :w]
+    # Depth of a person at ~0.55 m before a wall at 1.8 m: an ellipsoid head around the
+    # portrait's face (at (265, 225) in the 512×600 original) and a torso below it.
     yy, xx = np.mgrid[0:H, 0:W]
     depth = np.full((H, W), 1800, np.float64)
-    cx, cy = x0 + w / 2, y0 + h * 0.45
-    r2 = ((xx - cx) / (w * 0.4)) ** 2 + ((yy - cy) / (h * 0.45)) ** 2
-    depth[r2 < 1] = 600 - 60 * np.sqrt(1 - r2[r2 < 1])
+    cx, cy = x0 + 265 * s, y0 + 205 * s
+    ax, ay = 0.55 * face_px, 0.75 * face_px
+    r2 = ((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2
+    depth[r2 < 1] = 560 - 60 * np.sqrt(1 - r2[r2 < 1])
+    torso = (yy > cy + 0.9 * ay) & (np.abs(xx - cx) < 1.6 * face_px)
+    depth[torso] = 650
     depth = depth + rng.normal(0, 2, depth.shape)
     depth[rng.random(depth.shape) < 0.02] = 0  # sensor holes
     ir = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)

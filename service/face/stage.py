@@ -35,6 +35,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: In RGB-D frames (detector 'auto'), search the CNN first around the heads that depth
+#: shows (:func:`service.face.detectors.depth.foreground_roi`); the whole frame only when
+#: none is found there. Background clutter then costs no R-Net/O-Net time, and a face
+#: elsewhere (a poster, a second person far behind) is only searched for when the nearest
+#: heads hold none.
+DEPTH_ROI = True
+
 
 def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000.0
@@ -129,17 +136,38 @@ class FaceStage:
         source = ""
         if "rgb" in used:
             assert bundle.rgb is not None
-            dets = self.cnn.detect(bundle.rgb, max_faces=max_faces)
+            dets = self._detect_cnn(bundle, bundle.rgb, depth_ok and mode == "auto", max_faces)
             source = "mtcnn"
         # IR when RGB is absent or unusable, and when RGB shows no face: in the dark, the
         # NIR illuminator still lights the face.
         if not dets and "ir" in used:
             assert bundle.ir is not None
-            dets = self.cnn.detect(ir_to_rgb8(bundle.ir), max_faces=max_faces)
+            ir3 = ir_to_rgb8(bundle.ir)
+            dets = self._detect_cnn(bundle, ir3, depth_ok and mode == "auto", max_faces)
             source = "mtcnn-ir"
         if not dets and depth_ok and mode in ("auto", "depth"):
             dets, source = self._detect_depth(bundle, max_faces), "depth"
         return dets, source
+
+    def _detect_cnn(
+        self, bundle: FrameBundle, image: np.ndarray, use_roi: bool, max_faces: int
+    ) -> list[Detection]:
+        """The CNN on ``image``; in RGB-D frames first only around the depth heads.
+
+        Falls back to the whole frame when that region holds no face (a wrong depth blob,
+        holes on the face), so depth saves time without losing the nearest faces.
+        """
+        if use_roi and DEPTH_ROI:
+            from service.face.detectors.depth import foreground_roi
+
+            assert bundle.depth is not None
+            fx = bundle.intrinsics.fx if bundle.intrinsics is not None else None
+            roi = foreground_roi(bundle.depth, bundle.depth_scale, self.config, fx=fx)
+            if roi is not None:
+                found = self.cnn.detect(image, max_faces=max_faces, roi=roi)
+                if found:
+                    return found
+        return self.cnn.detect(image, max_faces=max_faces)
 
     def _detect_depth(self, bundle: FrameBundle, max_faces: int) -> list[Detection]:
         assert bundle.depth is not None

@@ -235,3 +235,31 @@ def test_concurrent_calls_share_one_stage(portraits) -> None:
         assert len(res.faces) == len(ref.faces) == 1
         got, want = res.faces[0].detection.landmarks, ref.faces[0].detection.landmarks
         np.testing.assert_allclose(got, want)
+
+
+def test_depth_roi_gives_the_full_frame_result_faster(stage) -> None:
+    """RGB-D: the CNN searches around the depth head first; same faces, same landmarks."""
+    from service.face.detectors.depth import foreground_roi
+
+    depth, geo = _head_scene(z_head=0.55, cx=420, top=60)
+    rgb = np.full((H, W, 3), 110, np.uint8)
+    portrait = _load("matplotlib", "mpl-data/sample_data/grace_hopper.jpg")
+    face = cv2.resize(portrait, (220, 258), interpolation=cv2.INTER_AREA)
+    rgb[20:278, 310:530] = face  # the face lies on the depth head
+    roi = foreground_roi(depth, 0.001, FaceStageConfig())
+    assert roi is not None
+    x0, y0, x1, y1 = roi
+    assert (x1 - x0) * (y1 - y0) < 0.5 * H * W
+    full = stage.cnn.detect(rgb)
+    assert len(full) == 1
+    inside = stage.cnn.detect(rgb, roi=roi)
+    assert len(inside) == 1
+    np.testing.assert_allclose(inside[0].landmarks, full[0].landmarks, atol=1e-6)
+    res = stage.process(FrameBundle(rgb=rgb, depth=depth))
+    assert res.detector == "mtcnn" and len(res.faces) == 1
+    np.testing.assert_allclose(res.faces[0].detection.box, full[0].box, atol=1e-6)
+    # Depth shows a head where RGB has none: the stage falls back to the whole frame.
+    far_depth, _ = _head_scene(z_head=0.55, cx=120, top=60)
+    res = stage.process(FrameBundle(rgb=rgb, depth=far_depth))
+    assert res.detector == "mtcnn" and len(res.faces) == 1
+    np.testing.assert_allclose(res.faces[0].detection.box, full[0].box, atol=1e-6)

@@ -32,8 +32,12 @@ class FaceDetector(Protocol):
         *,
         min_face_px: int | None = None,
         max_faces: int | None = None,
+        roi: tuple[int, int, int, int] | None = None,
     ) -> list[Detection]:
-        """Faces sorted by size (largest first), at most ``max_faces``."""
+        """Faces sorted by size (largest first), at most ``max_faces``, in image pixels.
+
+        ``roi`` (x0, y0, x1, y1): search only there (a detector may search more widely).
+        """
         ...
 
     def warmup(self) -> None:

@@ -34,6 +34,11 @@ DEPTH_JUMP_M = 0.06
 FACE_TEMPLATE_MM = np.array(
     [[-32.0, -36.0], [32.0, -36.0], [0.0, 0.0], [-26.5, 38.0], [26.5, 38.0]], dtype=np.float64
 )
+#: Margin (fraction of the head size, each side) around depth heads where the CNN
+#: searches first in RGB-D frames (:func:`foreground_roi`): the depth head box is coarse.
+ROI_MARGIN = 0.35
+#: A region of interest larger than this fraction of the frame is not worth cropping.
+ROI_MAX_FRACTION = 0.6
 #: Default horizontal field of view when no focal length is known (RealSense D4xx depth).
 DEFAULT_HFOV_DEG = 69.0
 _STEP = 4  # work on a 1/4 resolution depth map: a head is still > 10 px there
@@ -153,3 +158,33 @@ class DepthHeadDetector:
             dtype=np.float64,
         )
         return Detection(box=box, landmarks=landmarks, confidence=float(fit))
+
+
+def foreground_roi(
+    depth: np.ndarray,
+    depth_scale: float,
+    config: FaceStageConfig,
+    *,
+    fx: float | None = None,
+) -> tuple[int, int, int, int] | None:
+    """Where the CNN should look first in an RGB-D frame: the union of the head-sized
+    blobs of :class:`DepthHeadDetector`, each widened by :data:`ROI_MARGIN` of its size.
+
+    The faces a liveness check is about are the nearest heads; outside them, background
+    clutter only costs R-Net and O-Net time. ``None`` when depth shows no head, or when
+    the region would cover most of the frame anyway.
+    """
+    H, W = depth.shape
+    heads = DepthHeadDetector(config).detect_depth(depth, depth_scale, fx=fx)
+    if not heads:
+        return None
+    boxes = np.array([d.box for d in heads])
+    size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])[:, None]
+    grown = boxes + np.hstack([-size, -size, size, size]) * ROI_MARGIN
+    x0 = max(0, int(grown[:, 0].min()))
+    y0 = max(0, int(grown[:, 1].min()))
+    x1 = min(W, int(np.ceil(grown[:, 2].max())))
+    y1 = min(H, int(np.ceil(grown[:, 3].max())))
+    if x1 <= x0 or y1 <= y0 or (x1 - x0) * (y1 - y0) > ROI_MAX_FRACTION * W * H:
+        return None
+    return x0, y0, x1, y1

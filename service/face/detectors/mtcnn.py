@@ -233,28 +233,42 @@ class MTCNNDetector:
         log.debug("mtcnn warm-up %.1f ms", (time.perf_counter() - t0) * 1000)
 
     # -- stages -------------------------------------------------------------------------
-    def _stage1(self, levels: list[np.ndarray], min_face_px: int) -> np.ndarray:
-        """P-Net over the pyramid → candidate boxes [x1, y1, x2, y2, score] (squared)."""
+    def _stage1(
+        self,
+        levels: list[np.ndarray],
+        min_face_px: int,
+        roi: tuple[int, int, int, int] | None = None,
+    ) -> np.ndarray:
+        """P-Net over the pyramid → candidate boxes [x1, y1, x2, y2, score] (squared).
+
+        With ``roi`` (x0, y0, x1, y1), P-Net only sees that part of each level, cut on
+        its stride-2 grid, so every window it scores is the very window the whole-frame
+        pass would score: the pyramid, and R-/O-Net's crops, stay those of the full frame.
+        """
         H, W = levels[0].shape[:2]
         found = []
         for scale in pyramid_scales(H, W, min_face_px, PYRAMID_FACTOR):
             hs, ws = int(H * scale + 1), int(W * scale + 1)
+            sx, sy = ws / W, hs / H
             level = resize_from_octaves(levels, ws, hs)
+            lx0 = ly0 = 0
+            if roi is not None:
+                lx0 = int(roi[0] * sx) // 2 * 2
+                ly0 = int(roi[1] * sy) // 2 * 2
+                lx1 = min(ws, int(np.ceil(roi[2] * sx)))
+                ly1 = min(hs, int(np.ceil(roi[3] * sy)))
+                if lx1 - lx0 < 12 or ly1 - ly0 < 12:
+                    continue  # a face this large would not fit in the region
+                level = level[ly0:ly1, lx0:lx1]
             reg, prob = self._run("pnet", level[None].astype(np.float32))
             score = prob[0, 1]
             ys, xs = np.nonzero(score >= self.thresholds[0])
             if ys.size == 0:
                 continue
-            sx, sy = ws / W, hs / H
+            gx = lx0 + 2.0 * xs
+            gy = ly0 + 2.0 * ys
             boxes = np.stack(
-                [
-                    2.0 * xs / sx,
-                    2.0 * ys / sy,
-                    (2.0 * xs + 12.0) / sx,
-                    (2.0 * ys + 12.0) / sy,
-                    score[ys, xs],
-                ],
-                axis=1,
+                [gx / sx, gy / sy, (gx + 12.0) / sx, (gy + 12.0) / sy, score[ys, xs]], axis=1
             )
             offsets = reg[0][:, ys, xs].T
             keep = nms(boxes[:, :4], boxes[:, 4], 0.5)
@@ -297,8 +311,12 @@ class MTCNNDetector:
         *,
         min_face_px: int | None = None,
         max_faces: int | None = None,
+        roi: tuple[int, int, int, int] | None = None,
     ) -> list[Detection]:
-        """Faces in an RGB uint8 image (grey H×W is accepted), largest first."""
+        """Faces in an RGB uint8 image (grey H×W is accepted), largest first.
+
+        ``roi`` (x0, y0, x1, y1) restricts the search to faces whose windows lie there.
+        """
         image = image_rgb
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
@@ -306,7 +324,7 @@ class MTCNNDetector:
             raise ValueError(f"expected an H×W×3 RGB image, got shape {image.shape}")
         mfp = int(min_face_px or self.config.min_face_px)
         levels = octaves(image, 12)
-        boxes = self._stage1(levels, mfp)
+        boxes = self._stage1(levels, mfp, roi)
         if len(boxes):
             boxes = self._stage2(levels, boxes)
         if not len(boxes):
