@@ -263,3 +263,21 @@ def test_depth_roi_gives_the_full_frame_result_faster(stage) -> None:
     res = stage.process(FrameBundle(rgb=rgb, depth=far_depth))
     assert res.detector == "mtcnn" and len(res.faces) == 1
     np.testing.assert_allclose(res.faces[0].detection.box, full[0].box, atol=1e-6)
+
+
+def test_process_multi_face_max_faces_and_warmup(portraits) -> None:
+    stage = FaceStage(FaceStageConfig(), input_size=S)
+    stage.warmup()
+    a = cv2.resize(portraits["astronaut"][0], (300, 300), interpolation=cv2.INTER_AREA)
+    g = cv2.resize(portraits["grace_hopper"][0], (200, 234), interpolation=cv2.INTER_AREA)
+    frame = np.full((H, W, 3), 120, np.uint8)
+    frame[90:390, 20:320] = a
+    frame[120:354, 400:600] = g
+    both = stage.process(FrameBundle(rgb=frame))
+    assert len(both.faces) == 2
+    areas = [float(np.prod(f.detection.box[2:] - f.detection.box[:2])) for f in both.faces]
+    assert areas[0] >= areas[1]
+    one = stage.process(FrameBundle(rgb=frame), max_faces=1)
+    assert len(one.faces) == 1
+    np.testing.assert_allclose(one.faces[0].detection.box, both.faces[0].detection.box)
+    assert set(both.timings_ms) == {"health", "detect", "align", "quality"}
