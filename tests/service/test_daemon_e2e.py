@@ -27,8 +27,10 @@ from service.daemon.outputs import JsonlOutput, Output
 from service.daemon.runner import LivenessDaemon
 
 pytest.importorskip("pyrealsense2")
-if not DEFAULT_MODEL_PATH.is_file():
-    pytest.skip(f"bundled model missing: {DEFAULT_MODEL_PATH}", allow_module_level=True)
+#: the bundled model, or the one LIVENESS_MODEL_PATH names (as the CLI would use)
+MODEL_PATH = Path(os.environ.get("LIVENESS_MODEL_PATH") or DEFAULT_MODEL_PATH)
+if not MODEL_PATH.is_file():
+    pytest.skip(f"model missing: {MODEL_PATH}", allow_module_level=True)
 
 N_FRAMES = 24
 PROFILE = "d435"
@@ -36,7 +38,7 @@ CASES = [("bona_fide", "live"), ("print_flat", "spoof"), ("replay_tablet", "spoo
 
 
 def _placeholder_model() -> bool:
-    card = DEFAULT_MODEL_PATH.with_name("MODEL_CARD.md")
+    card = MODEL_PATH.with_name("MODEL_CARD.md")
     return card.is_file() and "PLACEHOLDER" in card.read_text(encoding="utf-8")
 
 
@@ -59,7 +61,7 @@ def synthetic_recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
 def analyzer() -> Any:
     from service.daemon.analysis import build_pipeline_analyzer
 
-    a = build_pipeline_analyzer(DEFAULT_MODEL_PATH)
+    a = build_pipeline_analyzer(MODEL_PATH)
     yield a
     a.close()
 
