@@ -104,7 +104,14 @@ class HttpServer:
     """uvicorn serving ``app`` in a daemon thread; ``port`` 0 picks a free port."""
 
     def __init__(self, app: FastAPI, host: str, port: int) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=1,  # an open MJPEG stream must not hold up shutdown
+        )
         self.server = uvicorn.Server(config)
         self.host = host
         self._thread = threading.Thread(target=self.server.run, name="daemon-http", daemon=True)
