@@ -127,3 +127,18 @@ def sanity_cmd(data: Path, protocols: tuple[str, ...]) -> None:
 
     result = {p: evaluate(data, p) for p in protocols}
     click.echo(json.dumps(result, indent=1))
+
+
+@synth.command("preview")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="PNG file.")
+@click.option("--profile", type=click.Choice(PROFILES), default="d435", show_default=True)
+@click.option("--seeds", type=int, default=3, show_default=True, help="Samples per species.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def preview_cmd(out: Path, profile: str, seeds: int, seed: int) -> None:
+    """Contact sheet: per species, aligned RGB | depth | IR crops as the model sees them."""
+    from models.synth.preview import contact_sheet
+
+    sheet = contact_sheet(profile, seeds, seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    click.echo(f"wrote {out}")

@@ -269,3 +269,15 @@ def test_global_statistics_baseline_runs(tiny: Path) -> None:
     assert set(res) == {"rgb", "rgb+depth+ir"}
     for r in res.values():
         assert 0.0 <= r["acer"] <= 1.0 and 0.0 <= r["worst_species_apcer"] <= 1.0
+
+
+def test_preview_contact_sheet(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from models.synth.command import synth
+
+    out = tmp_path / "sheet.png"
+    res = CliRunner().invoke(synth, ["preview", "--out", str(out), "--seeds", "1"])
+    assert res.exit_code == 0, res.output
+    sheet = cv2.imread(str(out))
+    assert sheet.shape[0] == 10 * 112  # one row per species incl. bona fide
