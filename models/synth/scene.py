@@ -191,7 +191,11 @@ def render_params(params: SceneParams, frame_seed: int = 0) -> Scene:
 def render_scene(
     species: str, profile: str, seed: int, frame_size: tuple[int, int] | None = None
 ) -> Scene:
-    """Render one registered RGB/depth/IR frame of ``species`` seen by sensor ``profile``."""
+    """Render one registered RGB/depth/IR frame of ``species`` seen by sensor ``profile``.
+
+    ``frame_size`` is (width, height); the default is the profile's own. The field of view
+    stays the profile's, so a larger frame means more pixels on the same face.
+    """
     return render_params(sample_params(species, profile, seed, frame_size))
 
 
