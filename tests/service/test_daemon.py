@@ -392,3 +392,27 @@ def test_an_adapter_bug_is_retried_not_fatal(caplog: pytest.LogCaptureFixture) -
     summary = daemon_for(factory, [Collector()]).run()
     assert summary.frames_processed == 5 and summary.reconnects == 1
     assert "unexpected error while opening" in caplog.text
+
+
+def test_not_ready_until_the_model_is_warmed() -> None:
+    warming = threading.Event()
+    release = threading.Event()
+
+    class SlowWarmup(MarkerAnalyzer):
+        def warmup(self) -> None:
+            warming.set()
+            release.wait(10)
+            super().warmup()
+
+    analyzer = SlowWarmup()
+    daemon = daemon_for(lambda: ScriptedSource(iter("." + "f" * 5), live=False), [], analyzer)
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        assert warming.wait(10)
+        assert daemon.readiness() == (False, "model warming up")
+        assert daemon.capture.state == "starting"  # capture waits for the warm model
+    finally:
+        release.set()
+        thread.join(10)
+    assert analyzer.warmed and daemon.summary.frames_processed == 5
