@@ -106,3 +106,18 @@ def test_eval_command_reports_every_subset(exported: dict[str, Path], tmp_path: 
     for r in report["subsets"].values():
         assert 0.0 <= r["test"]["acer"] <= 1.0
         assert set(r["test"]["operating_points"]["eer"]["apcer_per_species"]) == {"print", "replay"}
+
+
+def test_bundled_default_model_is_servable(exported: dict[str, Path]) -> None:
+    """The committed model: metadata valid, every subset runs, scores are probabilities."""
+    from models import DEFAULT_MODEL_PATH
+
+    spec = read_spec(DEFAULT_MODEL_PATH)
+    assert spec.backbone.startswith("flexlive_lite") and spec.input_size == 112
+    sess = session(DEFAULT_MODEL_PATH)
+    dev = CropCache.from_protocol(exported["data"], "intra", "dev")
+    for subset in all_subsets():
+        feed = preprocess_batch([restrict(dev[i], subset) for i in range(3)], spec)
+        score, pmap = sess.run(None, feed)
+        assert score.shape == (3,) and ((score >= 0) & (score <= 1)).all()
+        assert pmap.shape[:2] == (3, 1)
