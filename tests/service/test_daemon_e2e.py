@@ -1,10 +1,9 @@
 """The daemon with the real pipeline: synthetic scenes → SDK recording → face stage +
 bundled ONNX model → tracks → decisions; and the ``liveness daemon`` command itself.
 
-Expected decisions are asserted exactly. While the bundled model is the toy-trained
-placeholder (its card says so), bona fide synthetic faces score below its EER threshold,
-so the live case is marked as an expected failure *for that model only* — the assertion
-is not loosened, and it becomes binding as soon as the real model ships.
+Expected decisions are asserted exactly: a bona fide sequence ends ``live``, a print and a
+replay end ``spoof``, each with one event per frame and exactly one decision event.
+``LIVENESS_MODEL_PATH`` selects another model, as it does for the CLI.
 """
 
 from __future__ import annotations
@@ -35,11 +34,6 @@ if not MODEL_PATH.is_file():
 N_FRAMES = 24
 PROFILE = "d435"
 CASES = [("bona_fide", "live"), ("print_flat", "spoof"), ("replay_tablet", "spoof")]
-
-
-def _placeholder_model() -> bool:
-    card = MODEL_PATH.with_name("MODEL_CARD.md")
-    return card.is_file() and "PLACEHOLDER" in card.read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -79,22 +73,7 @@ class Decisions(Output):
         pass
 
 
-@pytest.mark.parametrize(
-    ("species", "expected"),
-    [
-        pytest.param(
-            s,
-            e,
-            marks=pytest.mark.xfail(
-                _placeholder_model() and e == "live",
-                reason="placeholder model: bona fide synthetic faces score under its EER "
-                "threshold (see models/default/MODEL_CARD.md)",
-                strict=False,
-            ),
-        )
-        for s, e in CASES
-    ],
-)
+@pytest.mark.parametrize(("species", "expected"), CASES)
 def test_recorded_sequence_ends_with_the_expected_decision(
     synthetic_recordings: dict[str, Path],
     analyzer: Any,
