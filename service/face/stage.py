@@ -2,9 +2,10 @@
 
 Full frame (:meth:`FaceStage.process`)::
 
-    modality health → detect (CNN on RGB, on IR when RGB is unusable, or the
-    depth-assisted path) → one similarity transform per face from its 5 landmarks
-    (models.crop) applied to every usable modality → quality checks → FaceCandidates
+    modality health → detect (CNN on RGB — around the depth heads first in RGB-D
+    frames —, then on IR when RGB is unusable or shows no face, then the depth-assisted
+    path) → one similarity transform per face from its 5 landmarks (models.crop)
+    applied to every usable modality → quality checks → FaceCandidates
 
 Already aligned crop (:meth:`FaceStage.process_cropped`): health, resize every usable
 modality to the model's input size (nearest for depth), one candidate covering the image.
