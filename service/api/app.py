@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from service import __version__
@@ -102,7 +103,9 @@ def create_app(
 ) -> FastAPI:
     """Build the ASGI app; collaborators go on ``app.state`` (tests inject their own)."""
     settings = settings or load_settings()
-    app = FastAPI(
+    # Same FastAPI app, but /docs and /redoc load their assets from the installed
+    # package instead of a CDN, so the docs page works where only the service is reachable.
+    app = FastAPIOffline(
         title="FlexLive liveness API",
         version=__version__,
         description=DESCRIPTION,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import shutil
 import subprocess
 import threading
@@ -300,7 +301,14 @@ def test_health_readiness_model_card_and_docs(client: httpx.Client) -> None:
     assert card["default_operating_point"] == "eer" and card["input_size"] == 64
     assert len(card["supported_subsets"]) == 7
     assert {"training_data", "evaluation", "sha256", "backbone", "fusion"} <= set(card)
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    # The docs page must work offline: its assets come from this server, not a CDN.
+    assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', docs.text)
+    assert assets and all(a.startswith("/") for a in assets), assets
+    for asset in assets:
+        got = client.get(asset)
+        assert got.status_code == 200 and len(got.content) > 10_000, asset
     spec = client.get("/openapi.json").json()
     content = spec["paths"]["/liveness"]["post"]["requestBody"]["content"]
     assert {"multipart/form-data", "application/json"} <= set(content)
