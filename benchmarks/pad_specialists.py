@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--protocol", default="intra")
     ap.add_argument("--unified", required=True, help="The unified model's ONNX file.")
     ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--model", default="flexlive_lite", help="Registered network name.")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="runs/specialists")
@@ -46,6 +47,7 @@ def main() -> None:
         out = Path(a.out) / name.replace("+", "_")
         ckpt = train(
             TrainConfig(
+                model=a.model,
                 data=a.data,
                 protocol=a.protocol,
                 out=str(out),

@@ -26,6 +26,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", required=True)
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--model", default="flexlive_lite", help="Registered network name.")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="runs/unseen")
@@ -40,6 +41,7 @@ def main() -> None:
         out = Path(a.out) / proto
         ckpt = train(
             TrainConfig(
+                model=a.model,
                 data=a.data,
                 protocol=proto,
                 out=str(out),

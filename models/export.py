@@ -194,6 +194,7 @@ def export(
         "split": "test" if test is not None else "none",
         "subsets": summarise(ordered),
         "train_seconds": round(float(ckpt.get("train_seconds", 0.0)), 1),
+        "model": ckpt["model"],
         "train_config": {
             k: cfg[k]
             for k in (

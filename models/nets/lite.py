@@ -1,7 +1,8 @@
 """``flexlive_lite``: the CPU-light flexible-modal network (112×112, real time on 2 cores).
 
 Each modality has its own small depthwise-separable CNN (MobileNet-style) down to a
-14×14 map; the fused 14×14 map feeds the pixel-map head and a two-block trunk down to
+14×14 map (widths 24/48/96 by default, ~0.18 M parameters in all); the fused 14×14 map
+feeds the pixel-map head and a two-block trunk down to
 7×7 that feeds the bona fide classifier.
 """
 
@@ -51,9 +52,9 @@ def lite_branch(cin: int, widths: tuple[int, int, int]) -> nn.Sequential:
 
 def build_lite(
     fusion: str = "se_concat",
-    widths: tuple[int, int, int] = (16, 32, 64),
-    fused: int = 96,
-    trunk: int = 128,
+    widths: tuple[int, int, int] = (24, 48, 96),
+    fused: int = 128,
+    trunk: int = 192,
     input_size: int = 112,
     dropout: float = 0.2,
 ) -> FlexModalNet:
@@ -77,6 +78,12 @@ def build_lite(
 def flexlive_lite(**kw: object) -> FlexModalNet:
     """The default CPU network; fusion ``se_concat`` unless overridden."""
     return build_lite(**kw)  # type: ignore[arg-type]
+
+
+@register_model
+def flexlive_lite_small(**kw: object) -> FlexModalNet:
+    """Narrower branches (16/32/64, fused 96, trunk 128): ~0.09 M parameters."""
+    return build_lite(**{"widths": (16, 32, 64), "fused": 96, "trunk": 128, **kw})  # type: ignore[arg-type]
 
 
 @register_model
