@@ -71,6 +71,7 @@ def main() -> None:
     ap.add_argument("--unseen", default=None, help="pad_unseen.py --json output")
     ap.add_argument("--commands", default=None, help="Shell file with the exact commands.")
     ap.add_argument("--notes", default=None, help="Markdown file appended verbatim.")
+    ap.add_argument("--summary", default=None, help="Markdown file placed after the banner.")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
@@ -88,6 +89,10 @@ def main() -> None:
         "real data — CASIA-SURF, CeFA, WMCA or their own captures — and calibrate thresholds on "
         "a dev split from their own cameras.",
         "",
+    ]
+    if a.summary:
+        L += [Path(a.summary).read_text().rstrip(), ""]
+    L += [
         "## Model",
         "",
         f"- File: `models/default/flexlive-lite.onnx`, created {spec.created}.",
