@@ -66,7 +66,7 @@ def main() -> None:
     ap.add_argument("--model", required=True)
     ap.add_argument("--eval", action="append", default=[], help="liveness eval --json output")
     ap.add_argument("--baseline", default=None)
-    ap.add_argument("--specialists", default=None)
+    ap.add_argument("--specialists", action="append", default=[], help="pad_specialists.py --json")
     ap.add_argument("--latency", default=None)
     ap.add_argument("--unseen", default=None, help="pad_unseen.py --json output")
     ap.add_argument("--commands", default=None, help="Shell file with the exact commands.")
@@ -170,12 +170,19 @@ def main() -> None:
             )
         L.append("")
     if a.specialists:
-        sp = json.loads(Path(a.specialists).read_text())
+        parts = [json.loads(Path(p).read_text()) for p in a.specialists]
+        sp = {"protocol": parts[0]["protocol"], "rows": {}}
+        for part in parts:
+            sp["rows"].update(part["rows"])
+        order = ["rgb", "rgb+depth", "rgb+ir", "rgb+depth+ir"]
+        sp["rows"] = dict(sorted(sp["rows"].items(), key=lambda kv: order.index(kv[0])))
         L += [
             f"## One unified model vs specialists (protocol `{sp['protocol']}`)",
             "",
-            "Specialists: the same network and recipe trained on one subset only "
-            "(`benchmarks/pad_specialists.py`); test ACER at the dev-EER threshold.",
+            "Unified: `flexlive_lite_small` trained once on rgb+depth+ir with modality dropout "
+            "(the cross-profile model above). Specialists: the same network and recipe trained "
+            "on one subset only, no dropout (`benchmarks/pad_specialists.py`). Test ACER / EER at "
+            "the dev-EER threshold of each subset.",
             "",
             "| sub-protocol | unified ACER | specialist ACER | unified EER | specialist EER |",
             "| --- | --- | --- | --- | --- |",

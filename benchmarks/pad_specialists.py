@@ -35,15 +35,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="runs/specialists")
+    ap.add_argument("--subsets", nargs="+", default=list(PAPER_SUBSETS))
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
 
     from models.export import export
     from models.train import TrainConfig, train
 
-    unified = evaluate(a.unified, a.data, a.protocol, subsets=PAPER_SUBSETS)["subsets"]
+    unified = evaluate(a.unified, a.data, a.protocol, subsets=a.subsets)["subsets"]
     rows = {}
-    for name in PAPER_SUBSETS:
+    for name in a.subsets:
         out = Path(a.out) / name.replace("+", "_")
         ckpt = train(
             TrainConfig(
