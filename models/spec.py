@@ -96,6 +96,13 @@ class ModelSpec(BaseModel):
     operating_points: dict[str, float] = Field(
         description="Named thresholds on the bona fide score, calibrated on a dev split"
     )
+    subset_operating_points: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Thresholds per modality subset (e.g. 'rgb' → {'eer': 0.6}), calibrated on "
+        "the dev split with only that subset present; a subset or operating point missing here "
+        "falls back to operating_points. Score distributions shift with the modalities present, "
+        "so one threshold for every subset would mis-calibrate the smaller ones.",
+    )
     default_operating_point: str = "eer"
     uncertain_margin: float = Field(
         default=0.0, ge=0, lt=0.5, description="Scores within this of the threshold: uncertain"
@@ -127,6 +134,17 @@ class ModelSpec(BaseModel):
         if not v:
             raise ValueError("at least one supported modality subset is required")
         return [subset_name(parse_subset(s)) for s in v]
+
+    @field_validator("subset_operating_points")
+    @classmethod
+    def _subset_ops(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for subset, ops in v.items():
+            for k, t in ops.items():
+                if not 0.0 <= t <= 1.0:
+                    raise ValueError(f"threshold '{k}' of subset '{subset}' is outside [0, 1]")
+            out[subset_name(parse_subset(subset))] = dict(ops)
+        return out
 
     @model_validator(mode="after")
     def _cross(self) -> ModelSpec:
@@ -184,12 +202,21 @@ class ModelSpec(BaseModel):
             )
             raise ModelSpecError(f"model metadata is malformed: {problems}") from None
 
-    def threshold(self, operating_point: str | None = None) -> float:
+    def threshold(
+        self, operating_point: str | None = None, subset: Iterable[str] | None = None
+    ) -> float:
+        """Threshold of an operating point, for a modality subset when one was calibrated."""
         name = operating_point or self.default_operating_point
         if name not in self.operating_points:
             raise KeyError(
                 f"unknown operating point '{name}'; this model has {sorted(self.operating_points)}"
             )
+        if subset is not None:
+            chosen = list(subset)
+            if chosen:
+                per_subset = self.subset_operating_points.get(subset_name(chosen), {})
+                if name in per_subset:
+                    return per_subset[name]
         return self.operating_points[name]
 
     def supports(self, subset: Iterable[str]) -> bool:

@@ -87,3 +87,17 @@ def test_normalisation_needs_every_modality() -> None:
     del norm["ir"]
     with pytest.raises(ValueError, match="normalisation for 'ir'"):
         make_spec(normalisation=norm)
+
+
+def test_subset_thresholds_fall_back_to_global() -> None:
+    spec = make_spec(subset_operating_points={"ir+rgb": {"eer": 0.7}})
+    assert spec.subset_operating_points == {"rgb+ir": {"eer": 0.7}}  # canonical name
+    assert spec.threshold("eer", ["rgb", "ir"]) == 0.7
+    assert spec.threshold("apcer1", ["rgb", "ir"]) == 0.8  # not calibrated per subset
+    assert spec.threshold("eer", ["rgb"]) == 0.4
+    assert spec.threshold("eer") == 0.4
+    assert ModelSpec.from_metadata(spec.to_metadata()) == spec
+    with pytest.raises(ValueError, match="outside"):
+        make_spec(subset_operating_points={"rgb": {"eer": 2.0}})
+    with pytest.raises(ValueError, match="unknown modality"):
+        make_spec(subset_operating_points={"thermal": {"eer": 0.5}})

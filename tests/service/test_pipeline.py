@@ -157,3 +157,24 @@ def test_full_frame_portrait_has_one_face(pipeline: LivenessPipeline) -> None:
 def test_full_frame_without_a_face_reports_no_face(pipeline: LivenessPipeline) -> None:
     a = pipeline.analyze(FrameBundle(rgb=textured(120, size=240)), cropped=False)
     assert a.faces == [] and a.reasons == ["no_face"]
+
+
+def test_subset_threshold_is_used_for_the_modalities_present(
+    tmp_path: Path, build_model: Any, make_spec: Any
+) -> None:
+    spec = make_spec(subset_operating_points={"rgb": {"eer": 0.99}, "depth+rgb": {"eer": 0.1}})
+    engine = InferenceEngine.load(
+        build_model(tmp_path / "m.onnx", spec=spec), providers="cpu", intra_op_threads=1
+    )
+    settings = Settings(model_path=Path(engine.info.path))
+    p = LivenessPipeline(engine, build_face_stage(settings.face, S), settings)
+    rgb_only = p.analyze(FrameBundle(rgb=textured(190)), cropped=True)
+    assert rgb_only.threshold == 0.99 and rgb_only.faces[0].decision == "spoof"
+    depth = np.random.default_rng(1).integers(480, 540, (S, S), dtype=np.uint16)
+    both = p.analyze(FrameBundle(rgb=textured(190), depth=depth), cropped=True)
+    assert both.threshold == 0.1 and both.faces[0].decision == "live"
+    # no subset entry for this operating point → the global threshold
+    assert (
+        p.analyze(FrameBundle(rgb=textured(190)), cropped=True, operating_point="apcer1").threshold
+        == 0.8
+    )
