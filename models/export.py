@@ -218,6 +218,10 @@ def export(
         normalisation=default_normalisation(),
         depth_range_mm=prep.depth_range_mm,
         operating_points=operating_points,
+        subset_operating_points={
+            name: {k: float(v) for k, v in r["operating_points"].items()}
+            for name, r in ordered.items()
+        },
         default_operating_point=default_operating_point,
         uncertain_margin=uncertain_margin,
         backbone=net.model_name,
