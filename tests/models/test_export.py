@@ -66,6 +66,12 @@ def test_engine_reads_the_metadata_back(exported: dict[str, Path]) -> None:
     subsets = spec.evaluation["subsets"]
     assert set(subsets) == {subset_name(s) for s in SUBSET_ORDER}  # JSON sorts keys
     assert all("acer" in v and "thresholds" in v for v in subsets.values())
+    # every subset carries its own dev-calibrated thresholds, served by the pipeline
+    assert set(spec.subset_operating_points) == set(subsets)
+    assert all(
+        spec.subset_operating_points[k] == pytest.approx(v["thresholds"], abs=1e-5)
+        for k, v in subsets.items()
+    )
     assert spec.created and "training samples" in spec.training_data
     assert [i.name for i in model.graph.input] == list(INPUT_NAMES)
     assert [o.name for o in model.graph.output] == ["score", "pixel_map"]
