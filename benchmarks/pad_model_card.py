@@ -199,7 +199,8 @@ def main() -> None:
         L += [
             "## Unseen attacks (one model per held-out species)",
             "",
-            "Each row: the network trained without that species (`benchmarks/pad_unseen.py`), "
+            "Each row: `flexlive_lite_small` trained (8 epochs, d435 profile) without that species "
+            "(`benchmarks/pad_unseen.py`), "
             "tested on bona fide + the unseen species; test ACER / EER at dev thresholds.",
             "",
             "| held-out species | " + " | ".join(f"{s} ACER / EER" for s in subsets) + " |",
