@@ -44,6 +44,7 @@ class PipelineAnalyzer:
                     reasons=list(f.reasons),
                     landmarks=f.landmarks,
                     quality=dict(f.quality),
+                    threshold=float(result.threshold),
                 )
                 for f in result.faces
             ],

@@ -91,10 +91,12 @@ class FaceTracker:
         """Forget every track (the source was reopened: faces may have changed)."""
         self.tracks.clear()
 
-    def _band(self, score: float | None, decision: Decision) -> str:
+    def _band(self, score: float | None, decision: Decision, threshold: float | None = None) -> str:
         if score is None:
             return "none"
-        t, m, h = self.op.threshold, self.op.margin, self.config.hysteresis
+        # The frame's own threshold follows the modality subset actually used.
+        t = self.op.threshold if threshold is None else threshold
+        m, h = self.op.margin, self.config.hysteresis
         # bands stay reachable when the threshold sits near 0 or 1 (at most half-way out)
         live_cut = min(t + m + (h if decision == "spoof" else 0.0), t + (1.0 - t) / 2.0)
         spoof_cut = max(t - m - (h if decision == "live" else 0.0), t / 2.0)
@@ -111,7 +113,9 @@ class FaceTracker:
         track.missed = 0
         if obs.score is not None:
             track.scores.append(float(obs.score))
-        band = self._band(track.score if obs.score is not None else None, track.decision)
+        band = self._band(
+            track.score if obs.score is not None else None, track.decision, obs.threshold
+        )
         if band == "none":
             return  # an unscored frame neither builds nor breaks a streak
         if band == track.streak_band:

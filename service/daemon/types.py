@@ -26,6 +26,9 @@ class FaceObservation:
     reasons: list[str] = field(default_factory=list)
     landmarks: list[list[float]] | None = None
     quality: dict[str, float] = field(default_factory=dict)
+    # The threshold this frame was decided at (the model's threshold for the modality
+    # subset used); None → the operating point's global threshold.
+    threshold: float | None = None
 
 
 @dataclass

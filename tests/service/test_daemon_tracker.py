@@ -93,3 +93,12 @@ def test_track_count_is_bounded() -> None:
     for i in range(10):
         tracker.update([face(i * 100.0, 0.9, y=i * 100.0)])
     assert len(tracker.tracks) == 3
+
+
+def test_the_frames_own_threshold_decides() -> None:
+    # A score of 0.7 is live at the global 0.5 but spoof at a subset threshold of 0.9.
+    tracker = FaceTracker(TrackerConfig(min_live_frames=3, min_spoof_frames=3), OP)
+    obs = [FaceObservation((10, 10, 60, 60), 0.7, "spoof", threshold=0.9) for _ in range(3)]
+    assert [tracker.update([o])[0].decision for o in obs][-1] == "spoof"
+    tracker = FaceTracker(TrackerConfig(min_live_frames=3, min_spoof_frames=3), OP)
+    assert run(tracker, [0.7] * 3)[-1].decision == "live"
