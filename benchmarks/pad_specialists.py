@@ -36,6 +36,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="runs/specialists")
     ap.add_argument("--subsets", nargs="+", default=list(PAPER_SUBSETS))
+    ap.add_argument(
+        "--collect", action="store_true", help="Only evaluate specialists already exported."
+    )
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
 
@@ -46,19 +49,30 @@ def main() -> None:
     rows = {}
     for name in a.subsets:
         out = Path(a.out) / name.replace("+", "_")
-        ckpt = train(
-            TrainConfig(
-                model=a.model,
-                data=a.data,
-                protocol=a.protocol,
-                out=str(out),
-                epochs=a.epochs,
-                seed=a.seed,
-                subset=name,
+        onnx_path = out / "model.onnx"
+        if a.collect and not onnx_path.is_file():
+            continue
+        ckpt = (
+            None
+            if a.collect
+            else train(
+                TrainConfig(
+                    model=a.model,
+                    data=a.data,
+                    protocol=a.protocol,
+                    out=str(out),
+                    epochs=a.epochs,
+                    seed=a.seed,
+                    subset=name,
+                    threads=a.threads,
+                    progress=False,
+                )
             )
         )
-        onnx_path = out / "model.onnx"
-        export(ckpt, onnx_path, a.data, a.protocol, name=f"specialist-{name}", evaluate_test=False)
+        if ckpt is not None:
+            export(
+                ckpt, onnx_path, a.data, a.protocol, name=f"specialist-{name}", evaluate_test=False
+            )
         spec_res = evaluate(onnx_path, a.data, a.protocol, subsets=[name])["subsets"]
         key = subset_name(name.split("+"))
         rows[key] = {
