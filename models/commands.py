@@ -15,9 +15,9 @@ import click
 @click.command("train")
 @click.option(
     "--data",
-    required=True,
+    default=None,
     type=click.Path(exists=True, file_okay=False),
-    help="Data root holding crops/ and protocols/.",
+    help="Data root holding crops/ and protocols/ (required unless --list-models).",
 )
 @click.option(
     "--protocol",
@@ -77,6 +77,8 @@ def train(**kw: object) -> None:
     if kw.pop("list_models"):
         click.echo("\n".join(list_models()))
         return
+    if not kw["data"]:
+        raise click.UsageError("Missing option '--data'.")
     fusion = kw.pop("fusion")
     model_overrides: dict[str, object] = {}
     for item in kw.pop("overrides"):  # type: ignore[union-attr]
