@@ -121,7 +121,7 @@ def main() -> None:
         "",
         "## Training",
         "",
-        f"- Data: {spec.training_data}.",
+        f"- Data: {spec.training_data.rstrip('.')}.",
         f"- Recipe: {cfg.get('epochs')} epochs, batch {cfg.get('batch_size')}, AdamW lr "
         f"{cfg.get('lr')}, weight decay {cfg.get('weight_decay')}, cosine schedule; loss BCE + "
         f"{cfg.get('pixel_weight')} × pixel-map BCE; modality dropout P(drop) rgb "
