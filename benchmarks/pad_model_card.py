@@ -107,8 +107,9 @@ def main() -> None:
         "when score ≥ threshold): "
         + ", ".join(f"`{k}` = {v:.4f}" for k, v in spec.operating_points.items())
         + f"; default `{spec.default_operating_point}`, uncertain margin "
-        f"{spec.uncertain_margin}. Per-subset dev thresholds are in the metadata "
-        "(`flexlive.evaluation` → `subsets` → `thresholds`).",
+        f"{spec.uncertain_margin}. Every modality subset also has its own dev-calibrated "
+        "thresholds (`flexlive.subset_operating_points`); the service applies the threshold "
+        "of the subset it actually used.",
     ]
     if a.latency:
         lat = json.loads(Path(a.latency).read_text())
