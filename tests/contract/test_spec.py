@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -18,20 +19,16 @@ from models.spec import (
 )
 
 
-def make_spec(**overrides: object) -> ModelSpec:
-    fields: dict[str, object] = dict(
-        name="t",
-        version="0",
-        input_size=112,
-        normalisation=default_normalisation(),
-        operating_points={"eer": 0.4, "apcer1": 0.8},
-        backbone="lite",
-        fusion="concat",
-        training_data="synthetic",
-        created="2026-11-28T00:00:00Z",
-    )
-    fields.update(overrides)
-    return ModelSpec.model_validate(fields)
+@pytest.fixture
+def make_spec(make_spec: Any) -> Any:
+    """The shared test spec (tests/conftest.py) with this module's operating points."""
+
+    def build(**overrides: object) -> ModelSpec:
+        fields: dict[str, object] = {"operating_points": {"eer": 0.4, "apcer1": 0.8}}
+        fields.update(overrides)
+        return make_spec(**fields)
+
+    return build
 
 
 def test_subsets_cover_every_non_empty_combination() -> None:
@@ -44,7 +41,7 @@ def test_subsets_cover_every_non_empty_combination() -> None:
         parse_subset("rgb+thermal")
 
 
-def test_metadata_round_trip() -> None:
+def test_metadata_round_trip(make_spec: Any) -> None:
     spec = make_spec(evaluation={"rgb": {"acer": 0.1}})
     meta = spec.to_metadata()
     assert all(k.startswith(META_PREFIX) for k in meta)
@@ -55,7 +52,7 @@ def test_metadata_round_trip() -> None:
     assert back.threshold("apcer1") == 0.8
 
 
-def test_missing_metadata_is_refused_with_reason() -> None:
+def test_missing_metadata_is_refused_with_reason(make_spec: Any) -> None:
     with pytest.raises(ModelSpecError, match="no FlexLive metadata"):
         ModelSpec.from_metadata({"producer": "x"})
     meta = make_spec().to_metadata()
@@ -75,21 +72,23 @@ def test_missing_metadata_is_refused_with_reason() -> None:
         ("input_size", "{not json", "not valid JSON"),
     ],
 )
-def test_malformed_metadata_names_the_problem(key: str, value: str, needle: str) -> None:
+def test_malformed_metadata_names_the_problem(
+    key: str, value: str, needle: str, make_spec: Any
+) -> None:
     meta = make_spec().to_metadata()
     meta[META_PREFIX + key] = value
     with pytest.raises(ModelSpecError, match=needle):
         ModelSpec.from_metadata(meta)
 
 
-def test_normalisation_needs_every_modality() -> None:
+def test_normalisation_needs_every_modality(make_spec: Any) -> None:
     norm = default_normalisation()
     del norm["ir"]
     with pytest.raises(ValueError, match="normalisation for 'ir'"):
         make_spec(normalisation=norm)
 
 
-def test_subset_thresholds_fall_back_to_global() -> None:
+def test_subset_thresholds_fall_back_to_global(make_spec: Any) -> None:
     spec = make_spec(subset_operating_points={"ir+rgb": {"eer": 0.7}})
     assert spec.subset_operating_points == {"rgb+ir": {"eer": 0.7}}  # canonical name
     assert spec.threshold("eer", ["rgb", "ir"]) == 0.7
