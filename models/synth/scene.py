@@ -50,6 +50,10 @@ class SceneParams:
     attacker: int
 
 
+#: Least distance (mm) between the farthest layer origin of a presentation and the wall.
+WALL_GAP_MM = 250.0
+
+
 def _rng(*keys: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(k) & 0xFFFFFFFF for k in keys]))
 
@@ -144,6 +148,16 @@ def _face_box(layer: Layer) -> tuple[np.ndarray, np.ndarray]:
     return pts(lm), pts(outline)
 
 
+def _face_visible(layer_id: object, lm_px: np.ndarray, face_layer: int) -> float:
+    ids = np.asarray(layer_id)
+    h, w = ids.shape
+    seen = 0
+    for x, y in lm_px:
+        xi, yi = int(round(x)), int(round(y))
+        seen += int(0 <= xi < w and 0 <= yi < h and ids[yi, xi] == face_layer)
+    return seen / len(lm_px)
+
+
 def render_params(params: SceneParams, frame_seed: int = 0) -> Scene:
     prof: SensorProfile = get_profile(params.profile)
     W, H = params.frame_size
@@ -153,13 +167,17 @@ def render_params(params: SceneParams, frame_seed: int = 0) -> Scene:
     victim: FaceLook = make_look(faces[params.victim], rng)
     attacker: FaceLook = make_look(faces[params.attacker], rng)
     pres = build_presentation(params.species, victim, attacker, params.pose, params.pose.tz, rng)
-    bg = background(cam, rng)
+    # The wall stands at least WALL_GAP_MM behind every layer's origin (heads and bodies
+    # extend less than that behind theirs).
+    farthest = max(lay.pose.tz for lay in pres.layers)
+    bg = background(cam, rng, min_z=farthest + WALL_GAP_MM)
     comp = composite(pres, cam, bg)
     layer = pres.layers[pres.face_layer]
     lm_obj, oval_obj = _face_box(layer)
     lm_px, lm_z = project(lm_obj, layer.pose, cam)
     oval_px, _ = project(oval_obj, layer.pose, cam)
     box = np.array([*oval_px.min(axis=0), *oval_px.max(axis=0)], np.float64)
+    face_visible = _face_visible(comp["layer_id"], lm_px, pres.face_layer)
     # Per-frame noise varies along a sequence; the scene itself does not.
     noise_rng = _rng(params.seed, 1 + _species_key(params.species), 13, frame_seed)
     frame = sense(comp, pres, cam, prof, params.light, params.nuisance, float(lm_z[2]), noise_rng)
@@ -171,6 +189,8 @@ def render_params(params: SceneParams, frame_seed: int = 0) -> Scene:
         "roll": round(params.pose.roll, 2),
         "materials": [lay.material.name for lay in pres.layers],
         "depth_quality": round(params.nuisance.depth_quality, 3),
+        # Fraction of the 5 landmarks where the presented face is the visible surface.
+        "face_visible": face_visible,
         # Pinhole intrinsics of the registered grid: fx, fy, cx, cy (pixels).
         "intrinsics": [round(v, 3) for v in (cam.fx, cam.fy, cam.cx, cam.cy)],
     }

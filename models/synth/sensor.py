@@ -47,8 +47,12 @@ class Frame:
     z_true: np.ndarray  # noiseless depth (mm), inf where nothing
 
 
-def background(cam: Camera, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """A wall (or a far room) behind the subject: texture, NIR albedo, depth plane."""
+def background(cam: Camera, rng: np.random.Generator, min_z: float = 0.0) -> dict[str, np.ndarray]:
+    """A wall (or a far room) behind the subject: texture, NIR albedo, depth plane.
+
+    ``min_z`` is the nearest the wall may come (mm): the farthest point of the presentation
+    plus a gap, so a wall never hides the subject standing in front of it.
+    """
     H, W = cam.height, cam.width
     base = rng.uniform(0.15, 0.85, size=3).astype(np.float32)
     low = rng.uniform(-0.15, 0.15, size=(4, 5, 3)).astype(np.float32)
@@ -61,6 +65,8 @@ def background(cam: Camera, rng: np.random.Generator) -> dict[str, np.ndarray]:
     y, x = np.mgrid[0:H, 0:W].astype(np.float32)
     zb = rng.uniform(1100, 4000)
     z = zb + rng.uniform(-0.6, 0.6) * (x - cam.cx) + rng.uniform(-0.3, 0.3) * (y - cam.cy)
+    if float(z.min()) < min_z:  # a subject far from the camera stands near the wall
+        z += min_z - float(z.min())
     ir = np.clip(0.15 + 0.8 * rgb.mean(axis=2) * rng.uniform(0.6, 1.2), 0, 1)
     return {"rgb": rgb.astype(np.float32), "ir": ir.astype(np.float32), "z": z.astype(np.float32)}
 

@@ -114,6 +114,27 @@ def test_nose_is_nearest_point_near_nose_landmark() -> None:
     assert np.hypot(ix - r, iy - r) < 0.25 * ied
 
 
+@pytest.mark.parametrize("species", ["bona_fide", "print_curved", "replay_monitor", "mask_rigid"])
+def test_wall_never_hides_a_far_subject(species: str) -> None:
+    # Generator 1.2 drew the wall at 1.1-4 m whatever the subject's distance, so a subject
+    # far from the camera could vanish behind it and leave a crop of bare wall (labelled
+    # bona fide or attack). 4.5 m is beyond any wall 1.2 drew.
+    s = frontal(species, seed=5, tz=4500.0)
+    if species != "replay_monitor":  # a monitor is placed farther, beyond the depth range
+        nose = np.round(s.landmarks[2]).astype(int)
+        z = s.depth[nose[1] - 2 : nose[1] + 3, nose[0] - 2 : nose[0] + 3]
+        z = z[z > 0]
+        assert z.size and abs(float(np.median(z)) - s.info["distance_mm"]) < 250, (
+            np.median(z) if z.size else None,
+            s.info["distance_mm"],
+        )
+    # Eyes and mouth may show the holder through cut-out holes or a mask's eye holes;
+    # the nose and at least three of five landmarks are always on the presented face.
+    assert s.info["face_visible"] >= 0.6
+    if species in ("bona_fide", "print_curved", "replay_monitor"):
+        assert s.info["face_visible"] == 1.0
+
+
 def test_cutout_holes_sit_on_the_eye_landmarks() -> None:
     s = frontal("print_cutout", seed=2)
     d = cv2.medianBlur(s.depth, 3).astype(np.float32)
