@@ -98,7 +98,14 @@ def main() -> None:
         f"- File: `models/default/flexlive-lite.onnx`, created {spec.created}.",
         f"- Network: `{spec.backbone}` (registry name), fusion `{spec.fusion}`; per-modality "
         "depthwise-separable CNN branches (112→14×14), mask-aware fusion at 14×14, a two-block "
-        "trunk to 7×7, a bona fide logit head and a 14×14 pixel-map head.",
+        "trunk to 7×7, a bona fide logit head and a 14×14 pixel-map head."
+        + (
+            f" The file holds {ev['ensemble']} such networks trained by the same recipe from "
+            "different seeds; its score is the sigmoid of their mean logit (`liveness export "
+            "--checkpoint A --checkpoint B`)."
+            if ev.get("ensemble")
+            else ""
+        ),
         f"- Inputs: `rgb` [N,3,{spec.input_size},{spec.input_size}], `depth` and `ir` "
         f"[N,1,{spec.input_size},{spec.input_size}], `present` [N,3]; outputs `score` "
         "(probability of bona fide) and `pixel_map`. Any non-empty modality subset is servable "
@@ -129,8 +136,14 @@ def main() -> None:
         f"{cfg.get('p_drop_rgb')}, depth {cfg.get('p_drop_depth')}, ir {cfg.get('p_drop_ir')}; "
         "raw-crop augmentation (joint geometry + flip, per-modality brightness/gamma, depth "
         "noise, cutout).",
-        f"- Seed {cfg.get('seed')}; training time {ev.get('train_seconds', 0) / 60:.1f} min "
-        "on this machine (2 CPU cores, shared).",
+        (
+            f"- Seeds {', '.join(str(x) for x in cfg['seed'])}; training time "
+            f"{ev.get('train_seconds', 0) / 60:.1f} min in all (sum over the networks) "
+            "on this machine (2 CPU cores)."
+            if isinstance(cfg.get("seed"), list)
+            else f"- Seed {cfg.get('seed')}; training time "
+            f"{ev.get('train_seconds', 0) / 60:.1f} min on this machine (2 CPU cores)."
+        ),
         "",
     ]
     for rep in reports:

@@ -185,7 +185,15 @@ def evaluate(
 
 
 @click.command("export")
-@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--checkpoint",
+    "checkpoints",
+    required=True,
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="checkpoint.pt from liveness train; give it more than once to export an ensemble "
+    "that averages the networks' logits (same recipe, different seeds).",
+)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="ONNX file to write.")
 @click.option(
     "--data",
@@ -206,7 +214,7 @@ def evaluate(
     help="Default operating point stored in the model.",
 )
 def export(
-    checkpoint: str,
+    checkpoints: tuple[str, ...],
     out: str,
     data: str,
     protocol: str,
@@ -219,9 +227,20 @@ def export(
     """Export a checkpoint to ONNX with calibrated operating points and full metadata."""
     from models.export import export as run
 
-    spec = run(
-        checkpoint, out, data, protocol, name, version, training_data, not no_test, operating_point
-    )
+    try:
+        spec = run(
+            list(checkpoints),
+            out,
+            data,
+            protocol,
+            name,
+            version,
+            training_data,
+            not no_test,
+            operating_point,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(
         f"wrote {out}: {spec.name} {spec.version}, operating points "
         + ", ".join(f"{k}={v:.4f}" for k, v in spec.operating_points.items())

@@ -8,6 +8,9 @@
 3. the held-out test split evaluated on every modality subset (the summary is stored);
 4. the full :class:`~models.spec.ModelSpec` written into ``metadata_props``;
 5. parity: torch and onnxruntime must agree on real dev crops on every subset.
+
+Several checkpoints (the same recipe from different seeds) export as one ensemble graph
+that averages their logits (:class:`~models.nets.ensemble.FlexModalEnsemble`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import io
 import json
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,7 @@ import torch
 from models.datasets.crops import CropCache, restrict
 from models.evaluate import SUBSET_ORDER, evaluate_subsets, session, summarise
 from models.nets.base import FlexModalNet, OnnxWrapper
+from models.nets.ensemble import FlexModalEnsemble
 from models.preprocess import preprocess_batch
 from models.spec import (
     INPUT_NAMES,
@@ -44,12 +49,15 @@ log = logging.getLogger(__name__)
 OPSET = 18
 PARITY_ATOL = 1e-4
 
+#: What export turns into ONNX: one network, or an ensemble of several.
+Exportable = FlexModalNet | FlexModalEnsemble
+
 
 class ParityError(RuntimeError):
     """The exported ONNX model does not reproduce the torch model."""
 
 
-def to_onnx_bytes(net: FlexModalNet, opset: int = OPSET, dynamo: bool = True) -> bytes:
+def to_onnx_bytes(net: Exportable, opset: int = OPSET, dynamo: bool = True) -> bytes:
     """Export the network to ONNX bytes with a dynamic batch dimension.
 
     Uses torch's ``torch.export``-based exporter; falls back to the TorchScript exporter
@@ -113,7 +121,7 @@ def with_metadata(onnx_bytes: bytes, spec: ModelSpec) -> onnx.ModelProto:
 
 
 def check_parity(
-    net: FlexModalNet,
+    net: Exportable,
     onnx_bytes: bytes,
     feeds: list[dict[str, np.ndarray]],
     atol: float = PARITY_ATOL,
@@ -156,8 +164,31 @@ def describe_data(data: str | Path, protocol: str, train_samples: int) -> str:
     return text
 
 
+def load_members(
+    checkpoints: Sequence[str | Path],
+) -> tuple[Exportable, dict[str, Any], list[dict[str, Any]]]:
+    """The network to export (an ensemble when several checkpoints are given), the first
+    checkpoint (its preprocessing settings apply to all) and every checkpoint dict."""
+    if not checkpoints:
+        raise ValueError("at least one checkpoint is required")
+    loaded = [load_checkpoint(p) for p in checkpoints]
+    first = loaded[0][1]
+    for path, (_, ck) in zip(checkpoints[1:], loaded[1:], strict=True):
+        for key, default in (("depth_range_mm", 120.0), ("depth_encoding", "mm16")):
+            a = first.get(key, first["config"].get(key, default))
+            b = ck.get(key, ck["config"].get(key, default))
+            if a != b:
+                raise ValueError(
+                    f"{path}: {key} is {b!r} but {checkpoints[0]} has {a!r}; "
+                    "ensemble members must share the preprocessing"
+                )
+    if len(loaded) == 1:
+        return loaded[0][0], first, [first]
+    return FlexModalEnsemble([n for n, _ in loaded]), first, [ck for _, ck in loaded]
+
+
 def export(
-    checkpoint: str | Path,
+    checkpoint: str | Path | Sequence[str | Path],
     out: str | Path,
     data: str | Path,
     protocol: str = "intra",
@@ -168,9 +199,11 @@ def export(
     default_operating_point: str = "eer",
     uncertain_margin: float = 0.05,
 ) -> ModelSpec:
-    """Export ``checkpoint`` to ``out`` with calibrated metadata; returns the written spec."""
+    """Export ``checkpoint`` (or several, as an ensemble) to ``out`` with calibrated
+    metadata; returns the written spec."""
     torch.set_num_threads(1)  # tracing and parity checks are light
-    net, ckpt = load_checkpoint(checkpoint)
+    paths = [checkpoint] if isinstance(checkpoint, str | Path) else list(checkpoint)
+    net, ckpt, members = load_members(paths)
     cfg = ckpt["config"]
     prep = base_spec(net, ckpt.get("depth_range_mm", 120.0))
     kw = {
@@ -193,8 +226,8 @@ def export(
         "thresholds": "per subset, calibrated on the dev split; test metrics at dev thresholds",
         "split": "test" if test is not None else "none",
         "subsets": summarise(ordered),
-        "train_seconds": round(float(ckpt.get("train_seconds", 0.0)), 1),
-        "model": ckpt["model"],
+        "train_seconds": round(sum(float(c.get("train_seconds", 0.0)) for c in members), 1),
+        "model": ckpt["model"] if len(members) == 1 else net.config(),
         "train_config": {
             k: cfg[k]
             for k in (
@@ -211,6 +244,9 @@ def export(
             if k in cfg
         },
     }
+    if len(members) > 1:
+        evaluation["train_config"]["seed"] = [c["config"].get("seed") for c in members]
+        evaluation["ensemble"] = len(members)
     spec = ModelSpec(
         name=name,
         version=version,

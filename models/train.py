@@ -28,6 +28,7 @@ from models.datasets.torch_dataset import PadDataset
 from models.metrics import eer
 from models.nets import create_model
 from models.nets.base import FlexModalNet
+from models.nets.ensemble import FlexModalEnsemble
 from models.spec import MODALITIES, ModelSpec, default_normalisation, parse_subset
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class TrainConfig:
     progress: bool = True
 
 
-def base_spec(net: FlexModalNet, depth_range_mm: float = 120.0) -> ModelSpec:
+def base_spec(net: FlexModalNet | FlexModalEnsemble, depth_range_mm: float = 120.0) -> ModelSpec:
     """The preprocessing half of a spec (operating points are filled in at export)."""
     return ModelSpec(
         name="training",

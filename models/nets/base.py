@@ -85,7 +85,7 @@ class FlexModalNet(nn.Module):
 class OnnxWrapper(nn.Module):
     """Positional inputs (rgb, depth, ir, present) → (score, pixel_map), the ONNX contract."""
 
-    def __init__(self, net: FlexModalNet) -> None:
+    def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
 

@@ -127,3 +127,71 @@ def test_bundled_default_model_is_servable(exported: dict[str, Path]) -> None:
         score, pmap = sess.run(None, feed)
         assert score.shape == (3,) and ((score >= 0) & (score <= 1)).all()
         assert pmap.shape[:2] == (3, 1)
+
+
+def _toy_checkpoint(exported: dict[str, Path], out: Path, **kw: object) -> Path:
+    cfg = TrainConfig(
+        data=str(exported["data"]),
+        out=str(out),
+        epochs=1,
+        batch_size=16,
+        progress=False,
+        threads=1,
+        warmup_steps=1,
+        seed=1,
+    )
+    for k, v in kw.items():
+        setattr(cfg, k, v)
+    return train(cfg)
+
+
+def test_ensemble_export_averages_the_members_logits(
+    exported: dict[str, Path], tmp_path: Path
+) -> None:
+    second = _toy_checkpoint(exported, tmp_path / "seed1")
+    out = tmp_path / "ensemble.onnx"
+    args = ["export", "--checkpoint", str(exported["ckpt"]), "--checkpoint", str(second)]
+    result = CliRunner().invoke(main, [*args, "--out", str(out), "--data", str(exported["data"])])
+    assert result.exit_code == 0, result.output
+    spec = read_spec(out)
+    assert spec.backbone == "flexlive_lite ensemble of 2"
+    assert spec.evaluation["ensemble"] == 2
+    assert spec.evaluation["train_config"]["seed"] == [0, 1]
+    members = [load_checkpoint(p)[0] for p in (exported["ckpt"], second)]
+    sess = session(out)
+    dev = CropCache.from_protocol(exported["data"], "intra", "dev")
+    for subset in (("rgb",), ("depth", "ir"), ("rgb", "depth", "ir")):
+        feed = preprocess_batch([restrict(dev[i], subset) for i in range(6)], spec)
+        score, _ = sess.run(None, feed)
+        with torch.no_grad():
+            logits = [
+                m(*(torch.from_numpy(feed[k]) for k in INPUT_NAMES))["logit"] for m in members
+            ]
+        expected = torch.sigmoid((logits[0] + logits[1]) / 2).numpy()
+        np.testing.assert_allclose(score, expected, atol=1e-5)
+        # the ensemble is not just one of its members
+        single = torch.sigmoid(logits[0]).numpy()
+        assert np.abs(score - single).max() > 1e-4
+
+
+def test_ensemble_members_must_share_preprocessing(
+    exported: dict[str, Path], tmp_path: Path
+) -> None:
+    other = _toy_checkpoint(exported, tmp_path / "range", depth_range_mm=200.0)
+    result = CliRunner().invoke(
+        main,
+        [
+            "export",
+            "--checkpoint",
+            str(exported["ckpt"]),
+            "--checkpoint",
+            str(other),
+            "--out",
+            str(tmp_path / "bad.onnx"),
+            "--data",
+            str(exported["data"]),
+        ],
+    )
+    assert result.exit_code != 0
+    assert "depth_range_mm" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "bad.onnx").exists()
