@@ -122,7 +122,7 @@ def main() -> None:
         lat = json.loads(Path(a.latency).read_text())
         L.append(
             f"- Latency (model only, onnxruntime CPU, batch 1, {lat['threads']} threads, this "
-            f"2-core machine shared with other work): median {lat['median_ms']} ms, "
+            f"2-core machine): median {lat['median_ms']} ms, "
             f"p90 {lat['p90_ms']} ms over {lat['runs']} runs."
         )
     L += [
@@ -186,6 +186,8 @@ def main() -> None:
     if a.specialists:
         parts = [json.loads(Path(p).read_text()) for p in a.specialists]
         sp = {"protocol": parts[0]["protocol"], "rows": {}}
+        sp_net = parts[0].get("model", "flexlive_lite_small")
+        sp_epochs = parts[0].get("epochs")
         for part in parts:
             sp["rows"].update(part["rows"])
         order = ["rgb", "rgb+depth", "rgb+ir", "rgb+depth+ir"]
@@ -193,7 +195,9 @@ def main() -> None:
         L += [
             f"## One unified model vs specialists (protocol `{sp['protocol']}`)",
             "",
-            "Unified: `flexlive_lite_small` trained once on rgb+depth+ir with modality dropout "
+            f"Unified: `{sp_net}` trained once"
+            + (f" ({sp_epochs} epochs)" if sp_epochs else "")
+            + " on rgb+depth+ir with modality dropout "
             "(the cross-profile model above). Specialists: the same network and recipe trained "
             "on one subset only, no dropout (`benchmarks/pad_specialists.py`). Test ACER / EER at "
             "the dev-EER threshold of each subset.",
@@ -208,12 +212,15 @@ def main() -> None:
             )
         L.append("")
     if a.unseen:
-        un = json.loads(Path(a.unseen).read_text())["rows"]
+        un_doc = json.loads(Path(a.unseen).read_text())
+        un = un_doc["rows"]
+        un_net = un_doc.get("model", "flexlive_lite_small")
+        un_epochs = un_doc.get("epochs", 8)
         subsets = list(next(iter(un.values()))) if un else []
         L += [
             "## Unseen attacks (one model per held-out species)",
             "",
-            "Each row: `flexlive_lite_small` trained (8 epochs, d435 profile) without that species "
+            f"Each row: `{un_net}` trained ({un_epochs} epochs, d435 profile) without that species "
             "(`benchmarks/pad_unseen.py`), "
             "tested on bona fide + the unseen species; test ACER / EER at dev thresholds.",
             "",

@@ -89,7 +89,12 @@ def main() -> None:
         )
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps({"protocol": a.protocol, "rows": rows}, indent=2))
+        Path(a.json).write_text(
+            json.dumps(
+                {"protocol": a.protocol, "model": a.model, "epochs": a.epochs, "rows": rows},
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -61,7 +61,9 @@ def main() -> None:
         print(proto, {s: f"{v['acer']:.2%}" for s, v in rows[proto].items()}, flush=True)
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps({"rows": rows}, indent=2))
+        Path(a.json).write_text(
+            json.dumps({"model": a.model, "epochs": a.epochs, "rows": rows}, indent=2)
+        )
 
 
 if __name__ == "__main__":
