@@ -152,6 +152,7 @@ def bench_http(
         data = {"cropped": "true"}
     endpoint = url.rstrip("/") + "/liveness"
     samples = []
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one INFO line per request
     with httpx.Client(timeout=30.0) as client:
         for i in range(warmup + runs):
             t0 = time.perf_counter()
