@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +174,35 @@ def test_ensemble_export_averages_the_members_logits(
         # the ensemble is not just one of its members
         single = torch.sigmoid(logits[0]).numpy()
         assert np.abs(score - single).max() > 1e-4
+
+    # the model card generator describes the ensemble from its metadata and eval report
+    report = tmp_path / "eval.json"
+    ev = CliRunner().invoke(
+        main,
+        ["eval", "--model", str(out), "--data", str(exported["data"]), "--json", str(report)],
+    )
+    assert ev.exit_code == 0, ev.output
+    card = tmp_path / "CARD.md"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "pad_model_card.py"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--model",
+            str(out),
+            "--eval",
+            str(report),
+            "--out",
+            str(card),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = card.read_text()
+    assert "`flexlive_lite ensemble of 2`" in text and "holds 2 such networks" in text
+    assert "Seeds 0, 1" in text and "Trained on synthetic data only" in text
 
 
 def test_ensemble_members_must_share_preprocessing(
