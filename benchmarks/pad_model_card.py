@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.evaluate import read_spec  # noqa: E402
+from models.evaluate import PAPER_SUBSETS, read_spec  # noqa: E402
 
 
 def pct(x: float) -> str:
@@ -190,7 +190,7 @@ def main() -> None:
         sp_epochs = parts[0].get("epochs")
         for part in parts:
             sp["rows"].update(part["rows"])
-        order = ["rgb", "rgb+depth", "rgb+ir", "rgb+depth+ir"]
+        order = list(PAPER_SUBSETS)
         sp["rows"] = dict(sorted(sp["rows"].items(), key=lambda kv: order.index(kv[0])))
         L += [
             f"## One unified model vs specialists (protocol `{sp['protocol']}`)",

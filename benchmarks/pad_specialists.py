@@ -19,60 +19,33 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.evaluate import evaluate  # noqa: E402
-from models.spec import subset_name  # noqa: E402
+from _training import add_training_args, train_and_export  # noqa: E402
 
-PAPER_SUBSETS = ("rgb", "rgb+depth", "rgb+ir", "rgb+depth+ir")
+from models.evaluate import PAPER_SUBSETS, evaluate  # noqa: E402
+from models.spec import subset_name  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", required=True)
+    add_training_args(ap, epochs=30, out="runs/specialists")
     ap.add_argument("--protocol", default="intra")
     ap.add_argument("--unified", required=True, help="The unified model's ONNX file.")
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--model", default="flexlive_lite", help="Registered network name.")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default="runs/specialists")
     ap.add_argument("--subsets", nargs="+", default=list(PAPER_SUBSETS))
     ap.add_argument(
         "--collect", action="store_true", help="Only evaluate specialists already exported."
     )
-    ap.add_argument("--json", default=None)
     a = ap.parse_args()
-
-    from models.export import export
-    from models.train import TrainConfig, train
 
     unified = evaluate(a.unified, a.data, a.protocol, subsets=a.subsets)["subsets"]
     rows = {}
     for name in a.subsets:
         out = Path(a.out) / name.replace("+", "_")
         onnx_path = out / "model.onnx"
-        if a.collect and not onnx_path.is_file():
-            continue
-        ckpt = (
-            None
-            if a.collect
-            else train(
-                TrainConfig(
-                    model=a.model,
-                    data=a.data,
-                    protocol=a.protocol,
-                    out=str(out),
-                    epochs=a.epochs,
-                    seed=a.seed,
-                    subset=name,
-                    threads=a.threads,
-                    progress=False,
-                )
-            )
-        )
-        if ckpt is not None:
-            export(
-                ckpt, onnx_path, a.data, a.protocol, name=f"specialist-{name}", evaluate_test=False
-            )
+        if a.collect:
+            if not onnx_path.is_file():
+                continue
+        else:
+            train_and_export(a, a.protocol, out, f"specialist-{name}", subset=name)
         spec_res = evaluate(onnx_path, a.data, a.protocol, subsets=[name])["subsets"]
         key = subset_name(name.split("+"))
         rows[key] = {

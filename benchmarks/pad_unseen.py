@@ -17,42 +17,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.evaluate import evaluate  # noqa: E402
+from _training import add_training_args, train_and_export  # noqa: E402
 
-PAPER_SUBSETS = ("rgb", "rgb+depth", "rgb+ir", "rgb+depth+ir")
+from models.evaluate import PAPER_SUBSETS, evaluate  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--model", default="flexlive_lite", help="Registered network name.")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default="runs/unseen")
-    ap.add_argument("--json", default=None)
+    add_training_args(ap, epochs=10, out="runs/unseen")
     a = ap.parse_args()
-
-    from models.export import export
-    from models.train import TrainConfig, train
 
     rows: dict[str, dict[str, dict[str, float]]] = {}
     for proto in sorted(p.name for p in (Path(a.data) / "protocols").glob("unseen_*")):
-        out = Path(a.out) / proto
-        ckpt = train(
-            TrainConfig(
-                model=a.model,
-                data=a.data,
-                protocol=proto,
-                out=str(out),
-                epochs=a.epochs,
-                seed=a.seed,
-                threads=a.threads,
-                progress=False,
-            )
-        )
-        model = out / "model.onnx"
-        export(ckpt, model, a.data, proto, name=f"unseen-{proto}", evaluate_test=False)
+        model = train_and_export(a, proto, Path(a.out) / proto, f"unseen-{proto}")
         res = evaluate(model, a.data, proto, subsets=PAPER_SUBSETS)["subsets"]
         rows[proto] = {
             s: {k: r["test"][k] for k in ("acer", "apcer", "bpcer", "eer", "auc")}

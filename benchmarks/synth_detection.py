@@ -32,8 +32,8 @@ def main() -> None:
     ap.add_argument("--stage", action="store_true", help="Whole face stage on RGB-D-IR.")
     a = ap.parse_args()
 
-    det = MTCNNDetector(FaceStageConfig())
-    stage = FaceStage(FaceStageConfig())
+    det = None if a.stage else MTCNNDetector(FaceStageConfig())
+    stage = FaceStage(FaceStageConfig()) if a.stage else None
     errors: list[float] = []
     misses: list[str] = []
     total = 0
@@ -43,12 +43,13 @@ def main() -> None:
                 seed = a.first_seed + k
                 s = render_scene(species, profile, seed)
                 ied = float(np.linalg.norm(s.landmarks[1] - s.landmarks[0]))
-                if a.stage:
+                if stage is not None:
                     bundle = FrameBundle(
                         rgb=s.rgb, depth=s.depth, ir=s.ir, depth_scale=s.depth_scale
                     )
                     found = [f.detection.landmarks for f in stage.process(bundle).faces]
                 else:
+                    assert det is not None
                     found = [d.landmarks for d in det.detect(s.rgb)]
                 errs = [
                     float(np.linalg.norm(lm - s.landmarks, axis=1).mean() / ied) for lm in found

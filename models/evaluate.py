@@ -35,6 +35,8 @@ SUBSET_ORDER: tuple[tuple[str, ...], ...] = (
     ("ir",),
     ("depth", "ir"),
 )
+#: The paper's four sub-protocols: RGB alone and with each extra modality.
+PAPER_SUBSETS: tuple[str, ...] = ("rgb", "rgb+depth", "rgb+ir", "rgb+depth+ir")
 
 
 def session(model: str | Path | bytes, threads: int = 2) -> ort.InferenceSession:

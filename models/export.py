@@ -172,14 +172,20 @@ def load_members(
     if not checkpoints:
         raise ValueError("at least one checkpoint is required")
     loaded = [load_checkpoint(p) for p in checkpoints]
+
+    def preprocessing(ck: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "depth_range_mm": ck.get("depth_range_mm", 120.0),
+            "depth_encoding": ck["config"].get("depth_encoding", "mm16"),
+        }
+
     first = loaded[0][1]
+    want = preprocessing(first)
     for path, (_, ck) in zip(checkpoints[1:], loaded[1:], strict=True):
-        for key, default in (("depth_range_mm", 120.0), ("depth_encoding", "mm16")):
-            a = first.get(key, first["config"].get(key, default))
-            b = ck.get(key, ck["config"].get(key, default))
-            if a != b:
+        for key, value in preprocessing(ck).items():
+            if value != want[key]:
                 raise ValueError(
-                    f"{path}: {key} is {b!r} but {checkpoints[0]} has {a!r}; "
+                    f"{path}: {key} is {value!r} but {checkpoints[0]} has {want[key]!r}; "
                     "ensemble members must share the preprocessing"
                 )
     if len(loaded) == 1:

@@ -20,6 +20,16 @@ from torch import nn
 from models.spec import MODALITIES
 
 
+def head_outputs(logit: torch.Tensor, pixel_logit: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The output dict of every flexible-modal network: logits and their probabilities."""
+    return {
+        "logit": logit,
+        "score": torch.sigmoid(logit),
+        "pixel_logit": pixel_logit,
+        "pixel_map": torch.sigmoid(pixel_logit),
+    }
+
+
 class FlexModalNet(nn.Module):
     """Branches (one per modality) → fusion → shared trunk → classifier + pixel-map heads."""
 
@@ -70,12 +80,7 @@ class FlexModalNet(nn.Module):
         pixel_logit = self.pixel_head(fused)
         pooled = self.trunk(fused).mean(dim=(2, 3))
         logit = self.fc(self.classifier(pooled)).squeeze(1)
-        return {
-            "logit": logit,
-            "score": torch.sigmoid(logit),
-            "pixel_logit": pixel_logit,
-            "pixel_map": torch.sigmoid(pixel_logit),
-        }
+        return head_outputs(logit, pixel_logit)
 
     def config(self) -> dict[str, Any]:
         """What a checkpoint stores to rebuild this network with ``create_model``."""

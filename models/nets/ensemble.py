@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.nets.base import FlexModalNet
+from models.nets.base import FlexModalNet, head_outputs
 
 
 class FlexModalEnsemble(nn.Module):
@@ -39,14 +39,10 @@ class FlexModalEnsemble(nn.Module):
         self, rgb: torch.Tensor, depth: torch.Tensor, ir: torch.Tensor, present: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         outs = [m(rgb, depth, ir, present) for m in self.members]
-        logit = torch.stack([o["logit"] for o in outs]).mean(dim=0)
-        pixel_logit = torch.stack([o["pixel_logit"] for o in outs]).mean(dim=0)
-        return {
-            "logit": logit,
-            "score": torch.sigmoid(logit),
-            "pixel_logit": pixel_logit,
-            "pixel_map": torch.sigmoid(pixel_logit),
-        }
+        return head_outputs(
+            torch.stack([o["logit"] for o in outs]).mean(dim=0),
+            torch.stack([o["pixel_logit"] for o in outs]).mean(dim=0),
+        )
 
     def config(self) -> dict[str, Any]:
         return {"ensemble": [m.config() for m in self.members]}  # type: ignore[operator]

@@ -148,14 +148,13 @@ def _face_box(layer: Layer) -> tuple[np.ndarray, np.ndarray]:
     return pts(lm), pts(outline)
 
 
-def _face_visible(layer_id: object, lm_px: np.ndarray, face_layer: int) -> float:
-    ids = np.asarray(layer_id)
-    h, w = ids.shape
-    seen = 0
-    for x, y in lm_px:
-        xi, yi = int(round(x)), int(round(y))
-        seen += int(0 <= xi < w and 0 <= yi < h and ids[yi, xi] == face_layer)
-    return seen / len(lm_px)
+def _face_visible(layer_id: np.ndarray, lm_px: np.ndarray, face_layer: int) -> float:
+    """Share of the landmarks whose pixel shows the presented face's layer."""
+    h, w = layer_id.shape
+    xi, yi = np.round(lm_px).astype(int).T
+    inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+    seen = layer_id[yi[inside], xi[inside]] == face_layer
+    return float(seen.sum()) / len(lm_px)
 
 
 def render_params(params: SceneParams, frame_seed: int = 0) -> Scene:
@@ -177,7 +176,7 @@ def render_params(params: SceneParams, frame_seed: int = 0) -> Scene:
     lm_px, lm_z = project(lm_obj, layer.pose, cam)
     oval_px, _ = project(oval_obj, layer.pose, cam)
     box = np.array([*oval_px.min(axis=0), *oval_px.max(axis=0)], np.float64)
-    face_visible = _face_visible(comp["layer_id"], lm_px, pres.face_layer)
+    face_visible = _face_visible(np.asarray(comp["layer_id"]), lm_px, pres.face_layer)
     # Per-frame noise varies along a sequence; the scene itself does not.
     noise_rng = _rng(params.seed, 1 + _species_key(params.species), 13, frame_seed)
     frame = sense(comp, pres, cam, prof, params.light, params.nuisance, float(lm_z[2]), noise_rng)
