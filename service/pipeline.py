@@ -175,10 +175,9 @@ class LivenessPipeline:
         supported = bool(used) and self.engine.spec.supports(used)
         if used and not supported:
             frame_reasons.append(Reason.UNSUPPORTED_SUBSET.value)
-        if used:
-            # Score distributions differ by modality subset: use the subset's own
-            # dev-calibrated threshold when the model carries one.
-            threshold = self.engine.spec.threshold(op, used)
+        # Score distributions differ by modality subset: use the subset's own
+        # dev-calibrated threshold when the model carries one (the global one otherwise).
+        threshold = self.engine.spec.threshold(op, used)
 
         t0 = time.perf_counter()
         scores: list[float | Exception | None] = [None] * len(staged.faces)

@@ -200,6 +200,7 @@ async def model_card(engine: EngineDep, request: Request) -> ModelCard:
         modalities=list(MODALITIES),
         supported_subsets=spec.supported_subsets,
         operating_points=spec.operating_points,
+        subset_operating_points=spec.subset_operating_points,
         default_operating_point=(
             pipeline.default_operating_point
             if pipeline is not None

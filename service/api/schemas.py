@@ -91,6 +91,10 @@ class ModelCard(BaseModel):
     modalities: list[str]
     supported_subsets: list[str]
     operating_points: dict[str, float]
+    subset_operating_points: dict[str, dict[str, float]] = Field(
+        description="Dev-calibrated thresholds per modality subset; a decision uses the "
+        "threshold of the subset it actually used (operating_points when none is listed)"
+    )
     default_operating_point: str
     uncertain_margin: float = Field(description="Margin in effect (setting or model)")
     backbone: str

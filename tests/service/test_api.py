@@ -466,7 +466,6 @@ def test_json_log_lines_carry_the_request_id_and_no_image_bytes() -> None:
     assert line["request_id"] == "rid-1" and line["msg"] == "analysis" and line["faces"] == 1
 
 
-@pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(), reason="bundled model not committed yet")
 def test_bundled_model_serves_every_subset(live_server: Any) -> None:
     settings = Settings(model_path=DEFAULT_MODEL_PATH)
     with live_server(create_app(settings)) as url, httpx.Client(base_url=url, timeout=30) as c:
@@ -478,6 +477,12 @@ def test_bundled_model_serves_every_subset(live_server: Any) -> None:
             assert r.status_code == 200, r.text
             (face,) = r.json()["faces"]
             assert 0.0 <= face["score"] <= 1.0 and r.json()["model"]["sha256"] == card["sha256"]
+            # the decision used the threshold calibrated for this subset, as the card lists
+            op = r.json()["operating_point"]
+            assert op["threshold"] == pytest.approx(
+                card["subset_operating_points"][subset][op["name"]]
+            )
+        assert set(card["subset_operating_points"]) == set(card["supported_subsets"])
 
 
 @pytest.mark.skipif(
