@@ -66,7 +66,7 @@ def portrait_frame(face_px: int = 150) -> FrameBundle:
     h, w = min(img.shape[0], H - y0), min(img.shape[1], W - x0)
     rgb[y0 : y0 + h, x0 : x0 + w] = img[:h, :w]
     # Depth of a person at ~0.55 m before a wall at 1.8 m: an ellipsoid head around the
-    # portrait's face (at (265, 225) in the 512×600 original) and a torso below it.
+    # portrait's face (centre at (265, 205) in the 512×600 original) and a torso below it.
     yy, xx = np.mgrid[0:H, 0:W]
     depth = np.full((H, W), 1800, np.float64)
     cx, cy = x0 + 265 * s, y0 + 205 * s

@@ -16,9 +16,16 @@ class FaceStageConfig(BaseModel):
 
     detector: Literal["auto", "mtcnn", "depth"] = Field(
         default="auto",
-        description="'mtcnn': CNN detector on RGB (or IR when RGB is absent); 'depth': nearest "
-        "head-sized blob in depth (RGB-D/IR-D without a usable RGB face); 'auto': mtcnn, then "
-        "the depth path when mtcnn finds nothing and depth is present.",
+        description="'mtcnn': CNN detector on RGB, then on IR when RGB is absent, unusable or "
+        "shows no face; 'depth': nearest head-sized blobs in depth only; 'auto': like mtcnn, "
+        "but in RGB-D frames the CNN searches around the depth heads first (depth_roi), and "
+        "the depth path answers when the CNN finds nothing and depth is present.",
+    )
+    depth_roi: bool = Field(
+        default=True,
+        description="detector 'auto' with depth: search the CNN first around the heads that "
+        "depth shows, the whole frame only when none is found there (saves R-/O-Net time on "
+        "background clutter); false: always the whole frame",
     )
     min_face_px: int = Field(
         default=48,

@@ -27,6 +27,7 @@ from models.preprocess import FaceCrops
 from sensors.bundle import FrameBundle
 from service.face import health as health_mod
 from service.face.config import FaceStageConfig
+from service.face.detectors.depth import foreground_roi
 from service.face.quality import assess_face
 from service.face.types import Detection, FaceCandidate, FaceStageResult, ModalityHealth, Reason
 
@@ -35,13 +36,6 @@ if TYPE_CHECKING:
     from service.face.detectors.depth import DepthHeadDetector
 
 log = logging.getLogger(__name__)
-
-#: In RGB-D frames (detector 'auto'), search the CNN first around the heads that depth
-#: shows (:func:`service.face.detectors.depth.foreground_roi`); the whole frame only when
-#: none is found there. Background clutter then costs no R-Net/O-Net time, and a face
-#: elsewhere (a poster, a second person far behind) is only searched for when the nearest
-#: heads hold none.
-DEPTH_ROI = True
 
 
 def _ms(t0: float) -> float:
@@ -131,53 +125,55 @@ class FaceStage:
         cfg = self.config
         mode = cfg.detector
         depth_ok = "depth" in used
+        # The depth heads, searched at most once per frame: they guide the CNN's search
+        # (RGB, then IR) and are the depth path's answer.
+        heads: list[Detection] | None = None
+
+        def depth_heads() -> list[Detection]:
+            nonlocal heads
+            if heads is None:
+                assert bundle.depth is not None
+                fx = bundle.intrinsics.fx if bundle.intrinsics is not None else None
+                heads = self.depth_detector.detect_depth(bundle.depth, bundle.depth_scale, fx=fx)
+            return heads
+
         if mode == "depth" and depth_ok:
-            return self._detect_depth(bundle, max_faces), "depth"
+            return depth_heads()[:max_faces], "depth"
+        # In RGB-D frames (detector 'auto'), the CNN searches first around the heads that
+        # depth shows; the whole frame only when none is found there.
+        roi = None
+        if depth_ok and mode == "auto" and cfg.depth_roi and ("rgb" in used or "ir" in used):
+            assert bundle.depth is not None
+            roi = foreground_roi(depth_heads(), bundle.depth.shape[:2])
         dets: list[Detection] = []
         source = ""
         if "rgb" in used:
             assert bundle.rgb is not None
-            dets = self._detect_cnn(bundle, bundle.rgb, depth_ok and mode == "auto", max_faces)
+            dets = self._detect_cnn(bundle.rgb, roi, max_faces)
             source = "mtcnn"
         # IR when RGB is absent or unusable, and when RGB shows no face: in the dark, the
         # NIR illuminator still lights the face.
         if not dets and "ir" in used:
             assert bundle.ir is not None
-            ir3 = ir_to_rgb8(bundle.ir)
-            dets = self._detect_cnn(bundle, ir3, depth_ok and mode == "auto", max_faces)
+            dets = self._detect_cnn(ir_to_rgb8(bundle.ir), roi, max_faces)
             source = "mtcnn-ir"
-        if not dets and depth_ok and mode in ("auto", "depth"):
-            dets, source = self._detect_depth(bundle, max_faces), "depth"
+        if not dets and depth_ok and mode == "auto":
+            dets, source = depth_heads()[:max_faces], "depth"
         return dets, source
 
     def _detect_cnn(
-        self, bundle: FrameBundle, image: np.ndarray, use_roi: bool, max_faces: int
+        self, image: np.ndarray, roi: tuple[int, int, int, int] | None, max_faces: int
     ) -> list[Detection]:
-        """The CNN on ``image``; in RGB-D frames first only around the depth heads.
+        """The CNN on ``image``; first only inside ``roi`` (around the depth heads).
 
         Falls back to the whole frame when that region holds no face (a wrong depth blob,
         holes on the face), so depth saves time without losing the nearest faces.
         """
-        if use_roi and DEPTH_ROI:
-            from service.face.detectors.depth import foreground_roi
-
-            assert bundle.depth is not None
-            fx = bundle.intrinsics.fx if bundle.intrinsics is not None else None
-            roi = foreground_roi(bundle.depth, bundle.depth_scale, self.config, fx=fx)
-            if roi is not None:
-                found = self.cnn.detect(image, max_faces=max_faces, roi=roi)
-                if found:
-                    return found
+        if roi is not None:
+            found = self.cnn.detect(image, max_faces=max_faces, roi=roi)
+            if found:
+                return found
         return self.cnn.detect(image, max_faces=max_faces)
-
-    def _detect_depth(self, bundle: FrameBundle, max_faces: int) -> list[Detection]:
-        assert bundle.depth is not None
-        fx = None
-        if bundle.intrinsics is not None:
-            fx = bundle.intrinsics.fx
-        return self.depth_detector.detect_depth(
-            bundle.depth, bundle.depth_scale, fx=fx, max_faces=max_faces
-        )
 
     # -- full frame -----------------------------------------------------------------
     def process(self, bundle: FrameBundle, max_faces: int | None = None) -> FaceStageResult:

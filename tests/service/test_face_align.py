@@ -237,16 +237,17 @@ def test_concurrent_calls_share_one_stage(portraits) -> None:
         np.testing.assert_allclose(got, want)
 
 
-def test_depth_roi_gives_the_full_frame_result_faster(stage) -> None:
+def test_depth_roi_is_under_half_the_frame_and_gives_the_full_frame_result(stage) -> None:
     """RGB-D: the CNN searches around the depth head first; same faces, same landmarks."""
-    from service.face.detectors.depth import foreground_roi
+    from service.face.detectors.depth import DepthHeadDetector, foreground_roi
 
     depth, geo = _head_scene(z_head=0.55, cx=420, top=60)
     rgb = np.full((H, W, 3), 110, np.uint8)
     portrait = _load("matplotlib", "mpl-data/sample_data/grace_hopper.jpg")
     face = cv2.resize(portrait, (220, 258), interpolation=cv2.INTER_AREA)
     rgb[20:278, 310:530] = face  # the face lies on the depth head
-    roi = foreground_roi(depth, 0.001, FaceStageConfig())
+    heads = DepthHeadDetector(FaceStageConfig()).detect_depth(depth, 0.001)
+    roi = foreground_roi(heads, depth.shape)
     assert roi is not None
     x0, y0, x1, y1 = roi
     assert (x1 - x0) * (y1 - y0) < 0.5 * H * W
@@ -263,6 +264,42 @@ def test_depth_roi_gives_the_full_frame_result_faster(stage) -> None:
     res = stage.process(FrameBundle(rgb=rgb, depth=far_depth))
     assert res.detector == "mtcnn" and len(res.faces) == 1
     np.testing.assert_allclose(res.faces[0].detection.box, full[0].box, atol=1e-6)
+
+
+def test_depth_heads_searched_once_per_frame_and_depth_roi_off(monkeypatch) -> None:
+    """RGB and IR show no face: the depth heads guide both searches and are the answer,
+    from one depth search. ``depth_roi=False``: the CNN never gets a region."""
+    from service.face.detectors.depth import DepthHeadDetector
+
+    depth, _ = _head_scene(z_head=0.55, cx=420, top=60)
+    noise = np.random.default_rng(0).integers(90, 130, (H, W, 3), dtype=np.uint8)
+    bundle = FrameBundle(rgb=noise, depth=depth, ir=noise[..., 0].copy())
+    calls: list[int] = []
+    real = DepthHeadDetector.detect_depth
+
+    def counting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DepthHeadDetector, "detect_depth", counting)
+    for depth_roi in (True, False):
+        calls.clear()
+        st = FaceStage(FaceStageConfig(depth_roi=depth_roi), input_size=S)
+        rois: list[object] = []
+        real_detect = st.cnn.detect
+
+        def spy(image, *, roi=None, _rois=rois, _detect=real_detect, **kw):  # type: ignore[no-untyped-def]
+            _rois.append(roi)
+            return _detect(image, roi=roi, **kw)
+
+        monkeypatch.setattr(st.cnn, "detect", spy)
+        res = st.process(bundle)
+        assert res.detector == "depth" and len(res.faces) == 1
+        assert len(calls) == 1
+        if depth_roi:
+            assert rois[0] is not None and rois[2] is not None and len(rois) == 4
+        else:
+            assert rois == [None, None]
 
 
 def test_process_multi_face_max_faces_and_warmup(portraits) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -161,21 +162,17 @@ class DepthHeadDetector:
 
 
 def foreground_roi(
-    depth: np.ndarray,
-    depth_scale: float,
-    config: FaceStageConfig,
-    *,
-    fx: float | None = None,
+    heads: Sequence[Detection], shape: tuple[int, int]
 ) -> tuple[int, int, int, int] | None:
-    """Where the CNN should look first in an RGB-D frame: the union of the head-sized
-    blobs of :class:`DepthHeadDetector`, each widened by :data:`ROI_MARGIN` of its size.
+    """Where the CNN should look first in an RGB-D frame of ``shape`` (H, W): the union
+    of the depth ``heads`` (from :meth:`DepthHeadDetector.detect_depth`), each widened
+    by :data:`ROI_MARGIN` of its size.
 
     The faces a liveness check is about are the nearest heads; outside them, background
-    clutter only costs R-Net and O-Net time. ``None`` when depth shows no head, or when
+    clutter only costs R-Net and O-Net time. ``None`` when there is no head, or when
     the region would cover most of the frame anyway.
     """
-    H, W = depth.shape
-    heads = DepthHeadDetector(config).detect_depth(depth, depth_scale, fx=fx)
+    H, W = shape
     if not heads:
         return None
     boxes = np.array([d.box for d in heads])

@@ -250,7 +250,6 @@ class MTCNNDetector:
         for scale in pyramid_scales(H, W, min_face_px, PYRAMID_FACTOR):
             hs, ws = int(H * scale + 1), int(W * scale + 1)
             sx, sy = ws / W, hs / H
-            level = resize_from_octaves(levels, ws, hs)
             lx0 = ly0 = 0
             if roi is not None:
                 lx0 = int(roi[0] * sx) // 2 * 2
@@ -258,7 +257,9 @@ class MTCNNDetector:
                 lx1 = min(ws, int(np.ceil(roi[2] * sx)))
                 ly1 = min(hs, int(np.ceil(roi[3] * sy)))
                 if lx1 - lx0 < 12 or ly1 - ly0 < 12:
-                    continue  # a face this large would not fit in the region
+                    continue  # a face this large would not fit in the region: no resize
+            level = resize_from_octaves(levels, ws, hs)
+            if roi is not None:
                 level = level[ly0:ly1, lx0:lx1]
             reg, prob = self._run("pnet", level[None].astype(np.float32))
             score = prob[0, 1]
