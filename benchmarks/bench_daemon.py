@@ -36,7 +36,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sensors.bundle import FrameBundle  # noqa: E402
 from sensors.config import RecordingConfig, create_source  # noqa: E402
 from service.daemon.config import DaemonConfig  # noqa: E402
 from service.daemon.outputs import JsonlOutput, Output  # noqa: E402
@@ -77,20 +76,11 @@ def make_recording(path: Path, frames: int, unique: int, pace: bool) -> float:
 
     t0 = time.perf_counter()
     scenes = render_sequence("bona_fide", "d435", unique, seed=11, fps=30)
-    base = [scene_to_bundle(s, i, 30) for i, s in enumerate(scenes)]
-    assert base[0].shape == (480, 640), base[0].shape
+    assert scenes[0].depth.shape == (480, 640), scenes[0].depth.shape
 
     def cycle() -> Any:
         for i in range(frames):
-            b = base[i % unique]
-            yield FrameBundle(
-                rgb=b.rgb,
-                depth=b.depth,
-                ir=b.ir,
-                depth_scale=b.depth_scale,
-                intrinsics=b.intrinsics,
-                frame_index=i,
-            )
+            yield scene_to_bundle(scenes[i % unique], i, 30)
 
     write_recording(path, cycle(), fps=30, pace=pace)
     return time.perf_counter() - t0

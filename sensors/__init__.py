@@ -4,7 +4,8 @@
 Entry points: :func:`sensors.uri.parse_source_uri` (``recording:run.db3`` → config),
 :func:`sensors.config.create_source` (config → adapter), :class:`sensors.base.FrameSource`
 (open / read / close), :func:`sensors.recorder.write_recording` (bundles → ``.db3``;
-imports pyrealsense2, so import it from its module). See docs/sensors.md.
+needs pyrealsense2, imported when it is called; import it from its module). See
+docs/sensors.md.
 """
 
 from sensors.base import FrameSource, SourceEnded, SourceError

@@ -151,7 +151,7 @@ class RecordingWriter:
     def write(self, timestamp_ms: float | None = None, **images: np.ndarray | None) -> None:
         """Inject one frame per given modality (``rgb=``, ``depth=``, ``ir=``).
 
-        ``timestamp_ms`` defaults to ``frames_written / fps``; with ``pace`` the frame is
+        ``timestamp_ms`` defaults to ``frames_written * 1000 / fps``; with ``pace`` the frame is
         written at that time (relative to the first), so a jump in timestamps leaves a gap
         that real-time playback reproduces."""
         if not self._open:

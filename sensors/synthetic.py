@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from sensors.base import FrameSource, SourceEnded, SourceError
-from sensors.bundle import FrameBundle, Intrinsics
+from sensors.bundle import FrameBundle
 from sensors.config import SyntheticConfig
 
 log = logging.getLogger(__name__)
@@ -24,24 +24,18 @@ def scene_to_bundle(
     scene: Any, modalities: tuple[str, ...] = ("rgb", "depth", "ir")
 ) -> FrameBundle:
     """A ``models.synth`` Scene (rgb RGB uint8, depth uint16, ir, depth_scale) as a bundle."""
+    from models.synth.recordings import scene_intrinsics
 
     def get(name: str) -> np.ndarray | None:
         value = getattr(scene, name, None)
         return None if value is None or name not in modalities else np.asarray(value)
 
-    intrinsics = None
-    info = getattr(scene, "info", None) or {}
-    intr = info.get("intrinsics") if isinstance(info, dict) else None
-    if intr is not None and len(intr) == 4:
-        h, w = np.asarray(scene.depth if scene.depth is not None else scene.rgb).shape[:2]
-        fx, fy, cx, cy = (float(v) for v in intr)
-        intrinsics = Intrinsics(w, h, fx, fy, cx, cy)
     return FrameBundle(
         rgb=get("rgb"),
         depth=get("depth"),
         ir=get("ir"),
         depth_scale=float(getattr(scene, "depth_scale", 0.001)),
-        intrinsics=intrinsics,
+        intrinsics=scene_intrinsics(scene),
     )
 
 

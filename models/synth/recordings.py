@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from models.synth.scene import Scene, render_sequence
 from sensors.bundle import FrameBundle, Intrinsics
@@ -16,14 +19,24 @@ log = logging.getLogger(__name__)
 RECORDED_SPECIES = ("bona_fide", "print_flat", "replay_tablet", "mask_rigid")
 
 
+def scene_intrinsics(scene: Any) -> Intrinsics | None:
+    """The scene's pinhole intrinsics (``info["intrinsics"]``: fx, fy, cx, cy) for its
+    registered grid, or None when the scene carries none."""
+    info = getattr(scene, "info", None) or {}
+    intr = info.get("intrinsics") if isinstance(info, dict) else None
+    if not isinstance(intr, list | tuple) or len(intr) != 4:
+        return None
+    h, w = np.asarray(scene.depth if scene.depth is not None else scene.rgb).shape[:2]
+    fx, fy, cx, cy = (float(v) for v in intr)
+    return Intrinsics(w, h, fx, fy, cx, cy)
+
+
 def scene_to_bundle(scene: Scene, index: int, fps: float) -> FrameBundle:
     t = index / fps
-    intr = scene.info["intrinsics"]
-    assert isinstance(intr, list | tuple)
-    fx, fy, cx, cy = (float(v) for v in intr)
-    h, w = scene.depth.shape
+    intrinsics = scene_intrinsics(scene)
+    assert intrinsics is not None, "a rendered scene carries its intrinsics"
     return FrameBundle(
-        intrinsics=Intrinsics(w, h, fx, fy, cx, cy),
+        intrinsics=intrinsics,
         rgb=scene.rgb,
         depth=scene.depth,
         ir=scene.ir,

@@ -114,7 +114,10 @@ class CaptureWorker:
                 self.generation += 1
                 try:
                     outcome = self._pump(source)
-                except Exception as exc:  # a bug in an adapter must not kill capture
+                except Exception as exc:
+                    # FrameSource.read already turns adapter errors into SourceError; this
+                    # catches the rest of the pump (a source overriding read(), the queue,
+                    # the state callback): a bug there must not kill capture either.
                     log.exception("source: unexpected error while reading")
                     self.metrics.source_errors.labels("crash").inc()
                     self._set_state("disconnected", f"unexpected error: {exc}")

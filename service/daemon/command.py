@@ -67,7 +67,8 @@ log = logging.getLogger(__name__)
     type=float,
     default=2.0,
     show_default=True,
-    help="Seconds without a frame before the source counts as stalled and is reopened.",
+    help="Seconds without a frame before the source counts as stalled; a live source is "
+    "reopened, a file is waited for.",
 )
 @click.option(
     "--min-live-frames",

@@ -54,7 +54,8 @@ class DaemonConfig(BaseModel):
     stall_timeout_s: float = Field(
         default=2.0,
         gt=0,
-        description="No frame for this long → unready, and the source is reopened",
+        description="No frame for this long → unready; a live source is reopened, "
+        "a file is waited for",
     )
     reconnect_initial_s: float = Field(default=0.5, gt=0, description="First reconnect delay")
     reconnect_max_s: float = Field(default=30.0, gt=0, description="Reconnect delay cap")

@@ -3,11 +3,15 @@
 Matching: greedy by IoU (highest first) between this frame's faces and the live tracks;
 an unmatched face starts a track, a track unseen for ``max_missed_frames`` ends.
 
-Aggregation: a track keeps the scores of its last ``window`` *scored* frames (faces with
-quality reasons carry no score and do not vote); the aggregated score is their mean. With
-the operating point's threshold ``t`` and margin ``m``:
+Aggregation: a track keeps, for its last ``window`` *scored* frames (faces with quality
+reasons carry no score and do not vote), each frame's score and its margin ``score − t``
+over the threshold ``t`` that frame was decided at (it follows the modality subset used, so
+it differs from frame to frame). The reported aggregated score is the mean score; the
+decision uses the mean margin, so a frame that drops a modality cannot flip the band just
+by changing the threshold. With the latest frame's threshold ``t`` and the operating
+point's margin ``m``:
 
-- the aggregated score is in the live band when ≥ t + m, the spoof band when < t − m
+- the track is in the live band when the mean margin ≥ m, the spoof band when < −m
   (each edge at most half-way from ``t`` to 1 or 0, so both stay reachable);
 - a track becomes ``live`` only after ``min_live_frames`` consecutive frames in the live
   band, ``spoof`` after ``min_spoof_frames`` in the spoof band; until then ``uncertain``;
@@ -45,6 +49,7 @@ class Track:
     box: tuple[float, float, float, float]
     window: int
     scores: deque[float] = field(init=False)
+    margins: deque[float] = field(init=False)  # score − the frame's threshold
     decision: Decision = "uncertain"
     frames: int = 0  # frames the face was seen
     missed: int = 0  # consecutive frames not seen
@@ -56,11 +61,17 @@ class Track:
 
     def __post_init__(self) -> None:
         self.scores = deque(maxlen=self.window)
+        self.margins = deque(maxlen=self.window)
 
     @property
     def score(self) -> float | None:
         """The aggregated score (mean of the window), None before any scored frame."""
         return float(np.mean(self.scores)) if self.scores else None
+
+    @property
+    def margin(self) -> float | None:
+        """Mean of the window's per-frame margins, None before any scored frame."""
+        return float(np.mean(self.margins)) if self.margins else None
 
 
 @dataclass(frozen=True)
@@ -111,13 +122,16 @@ class FaceTracker:
         track.last = obs
         track.frames += 1
         track.missed = 0
-        if obs.score is not None:
-            track.scores.append(float(obs.score))
-        band = self._band(
-            track.score if obs.score is not None else None, track.decision, obs.threshold
-        )
-        if band == "none":
+        if obs.score is None:
             return  # an unscored frame neither builds nor breaks a streak
+        # The frame's own threshold follows the modality subset actually used.
+        t = self.op.threshold if obs.threshold is None else float(obs.threshold)
+        track.scores.append(float(obs.score))
+        track.margins.append(float(obs.score) - t)
+        margin = track.margin
+        assert margin is not None
+        # the windowed margin, placed on the latest frame's scale
+        band = self._band(t + margin, track.decision, t)
         if band == track.streak_band:
             track.streak += 1
         else:

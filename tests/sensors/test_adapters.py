@@ -11,22 +11,17 @@ import pytest
 from sensors.base import FrameSource, SourceEnded, SourceError
 from sensors.bundle import FrameBundle
 from sensors.config import CameraConfig, FolderConfig, SyntheticConfig, VideoConfig, create_source
+from sensors.testing import random_bundles
 from sensors.uri import parse_source_uri
 
 
 def write_folder(root: Path, n: int) -> list[FrameBundle]:
-    rng = np.random.default_rng(1)
-    out = []
-    for i in range(n):
-        b = FrameBundle(
-            rgb=rng.integers(0, 256, (24, 32, 3), dtype=np.uint8),
-            depth=rng.integers(0, 4000, (24, 32), dtype=np.uint16),
-            ir=rng.integers(0, 256, (24, 32), dtype=np.uint8),
-        )
+    out = random_bundles(n, width=32, height=24, seed=1)
+    for i, b in enumerate(out):
+        assert b.rgb is not None and b.depth is not None and b.ir is not None
         cv2.imwrite(str(root / f"{i:04d}_rgb.png"), cv2.cvtColor(b.rgb, cv2.COLOR_RGB2BGR))
         cv2.imwrite(str(root / f"{i:04d}_depth.png"), b.depth)
         np.save(root / f"{i:04d}_ir.npy", b.ir)
-        out.append(b)
     return out
 
 
@@ -99,7 +94,6 @@ def test_read_before_open_and_close_twice() -> None:
 
 
 def test_synthetic_camera_loops_over_rendered_scenes() -> None:
-    pytest.importorskip("models.synth")
     config = SyntheticConfig(profile="sr305", species="print_flat", n_frames=2, real_time=False)
     with create_source(config) as source:
         bundles = [source.read() for _ in range(5)]

@@ -25,7 +25,6 @@ from service.daemon.config import DaemonConfig
 from service.daemon.outputs import JsonlOutput, Output
 from service.daemon.runner import LivenessDaemon
 
-pytest.importorskip("pyrealsense2")
 #: the bundled model, or the one LIVENESS_MODEL_PATH names (as the CLI would use)
 MODEL_PATH = Path(os.environ.get("LIVENESS_MODEL_PATH") or DEFAULT_MODEL_PATH)
 # The bundled model ships in the repository: its absence is a failure, not a skip.
@@ -38,7 +37,8 @@ CASES = [("bona_fide", "live"), ("print_flat", "spoof"), ("replay_tablet", "spoo
 
 @pytest.fixture(scope="module")
 def synthetic_recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    synth = pytest.importorskip("models.synth")
+    pytest.importorskip("pyrealsense2")
+    from models import synth
     from models.synth.recordings import scene_to_bundle
     from sensors.recorder import write_recording
 
@@ -102,6 +102,7 @@ def test_recorded_sequence_ends_with_the_expected_decision(
 
 def test_cli_runs_until_sigterm_and_flushes(tmp_path: Path) -> None:
     """``liveness daemon`` on a looping recording: SIGTERM → exit 0, complete JSONL."""
+    pytest.importorskip("pyrealsense2")
     from sensors.recorder import write_recording
     from service.daemon.testing import marker_bundles
 

@@ -102,3 +102,15 @@ def test_the_frames_own_threshold_decides() -> None:
     assert [tracker.update([o])[0].decision for o in obs][-1] == "spoof"
     tracker = FaceTracker(TrackerConfig(min_live_frames=3, min_spoof_frames=3), OP)
     assert run(tracker, [0.7] * 3)[-1].decision == "live"
+
+
+def test_frames_with_different_subset_thresholds_are_compared_by_margin() -> None:
+    # Every frame is 0.1 above its own threshold (depth 0.69, ir 0.34): clearly live. The
+    # mean score (0.615) would sit in the spoof band of a depth frame and the live band of
+    # an ir frame, flipping the streak each frame and never deciding.
+    tracker = FaceTracker(TrackerConfig(min_live_frames=3, min_spoof_frames=3, window=8), OP)
+    obs = [
+        FaceObservation((10, 10, 60, 60), t + 0.1, "live", threshold=t) for t in [0.69, 0.34] * 4
+    ]
+    decisions = [tracker.update([o])[0].decision for o in obs]
+    assert decisions == ["uncertain"] * 2 + ["live"] * 6
