@@ -62,6 +62,8 @@ class FlexModalNet(nn.Module):
         # Set by create_model, so checkpoints can rebuild the same network.
         self.model_name = backbone
         self.model_overrides: dict[str, Any] = {}
+        # Resolved builder arguments that fix the architecture (set by the builder).
+        self.builder_args: dict[str, Any] = {}
 
     def features(
         self, inputs: dict[str, torch.Tensor], present: torch.Tensor
@@ -84,7 +86,7 @@ class FlexModalNet(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """What a checkpoint stores to rebuild this network with ``create_model``."""
-        return {"name": self.model_name, "overrides": dict(self.model_overrides)}
+        return {"name": self.model_name, "overrides": {**self.builder_args, **self.model_overrides}}
 
 
 class OnnxWrapper(nn.Module):

@@ -61,7 +61,7 @@ def build_lite(
     widths = tuple(widths)  # type: ignore[assignment]  (JSON round trips give lists)
     branches = {m: lite_branch(CHANNELS[m], widths) for m in MODALITIES}
     trunk_net = nn.Sequential(DSBlock(fused, trunk, stride=2), DSBlock(trunk, trunk))
-    return FlexModalNet(
+    net = FlexModalNet(
         branches,
         create_fusion(fusion, widths[2], fused),
         trunk_net,
@@ -72,6 +72,9 @@ def build_lite(
         fusion_name=fusion,
         dropout=dropout,
     )
+    # Checkpoints store these, so a later change of the defaults cannot break them.
+    net.builder_args = {"fusion": fusion, "widths": list(widths), "fused": fused, "trunk": trunk}
+    return net
 
 
 @register_model

@@ -8,10 +8,13 @@ import numpy as np
 
 from models.crop import crop_modalities
 from models.preprocess import depth_to_unit, ir_to_unit
+from models.spec import ModelSpec
 from models.synth.scene import render_scene
 from models.synth.species import ALL_SPECIES
 
 TILE = 112
+#: Face-relative depth half-range of FlexLive's own models (the ModelSpec default).
+DEPTH_RANGE_MM = float(ModelSpec.model_fields["depth_range_mm"].default)
 
 
 def contact_sheet(profile: str, seeds: int = 3, seed: int = 0) -> np.ndarray:
@@ -23,7 +26,7 @@ def contact_sheet(profile: str, seeds: int = 3, seed: int = 0) -> np.ndarray:
             s = render_scene(species, profile, seed * 1000 + k)
             rgb, depth, ir, _ = crop_modalities(s.landmarks, TILE, s.rgb, s.depth, s.ir)
             assert rgb is not None and depth is not None and ir is not None
-            d = (depth_to_unit(depth, s.depth_scale, 120.0)[0] * 255).astype(np.uint8)
+            d = (depth_to_unit(depth, s.depth_scale, DEPTH_RANGE_MM)[0] * 255).astype(np.uint8)
             i = (ir_to_unit(ir)[0] * 255).astype(np.uint8)
             tiles += [rgb, np.dstack([d] * 3), np.dstack([i] * 3), np.zeros((TILE, 4, 3), np.uint8)]
         label = np.zeros((TILE, 120, 3), np.uint8)

@@ -52,7 +52,20 @@ def test_registry_rejects_duplicates_and_unknown_names() -> None:
 def test_overrides_reach_the_builder() -> None:
     net = create_model("flexlive_lite", fusion="concat")
     assert net.fusion_name == "concat"
-    assert net.config() == {"name": "flexlive_lite", "overrides": {"fusion": "concat"}}
+    assert net.config()["name"] == "flexlive_lite"
+    assert net.config()["overrides"]["fusion"] == "concat"
+
+
+def test_checkpoint_config_fixes_the_architecture() -> None:
+    # A checkpoint rebuilds its network from config(): the resolved widths are stored, so
+    # the stored arguments alone give the same network even where the registered name's
+    # defaults differ (flexlive_lite's defaults were widened once already).
+    small = create_model("flexlive_lite_small")
+    cfg = small.config()
+    assert cfg["overrides"]["widths"] == [16, 32, 64]
+    rebuilt = create_model("flexlive_lite", **cfg["overrides"])
+    assert rebuilt.state_dict().keys() == small.state_dict().keys()
+    assert all(rebuilt.state_dict()[k].shape == v.shape for k, v in small.state_dict().items())
 
 
 @pytest.mark.parametrize("name", list_models())
