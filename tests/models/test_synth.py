@@ -265,9 +265,8 @@ def test_scenes_command_writes_ground_truth(tmp_path: Path) -> None:
 
 def test_project_face_detector_finds_the_faces() -> None:
     """The face stage's MTCNN finds rendered faces near the ground-truth landmarks."""
-    pytest.importorskip("onnxruntime")
-    mtcnn = pytest.importorskip("service.face.detectors.mtcnn")
     from service.face.config import FaceStageConfig
+    from service.face.detectors import mtcnn
 
     det = mtcnn.MTCNNDetector(FaceStageConfig())
     found = 0

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 rs = pytest.importorskip("pyrealsense2", reason="pyrealsense2 (and libusb-1.0-0) not installed")
-pytest.importorskip("sensors.recorder", reason="sensors.recorder is not available")
 
 
 def test_recording_replays_with_the_same_pixels(tmp_path: Path) -> None:

@@ -155,7 +155,6 @@ def test_cuda_request_without_cuda_is_refused(test_model_path: Path) -> None:
         InferenceEngine.load(test_model_path, providers="cuda")
 
 
-@pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(), reason="bundled model not committed yet")
 def test_bundled_model_loads_and_scores_every_subset() -> None:
     eng = InferenceEngine.load(DEFAULT_MODEL_PATH, providers="cpu", intra_op_threads=2)
     eng.warmup(runs=1)
