@@ -1,6 +1,6 @@
 """Daemon throughput and frame-to-decision latency on a 640×480 RGB + depth + IR recording.
 
-What is measured: a bona fide synthetic sequence (``models.synth``, profile d435, 640×480)
+What is measured: a bona fide synthetic sequence (``synth``, profile d435, 640×480)
 is written to a ``.db3`` with the SDK recorder (``--unique`` rendered frames cycled to
 ``--frames``), then replayed through the SDK into the full daemon — capture thread,
 bounded queue, face stage + bundled ONNX model, tracker, a JSONL output — and:
@@ -70,9 +70,9 @@ def pct(values: list[float], q: float) -> float:
 
 
 def make_recording(path: Path, frames: int, unique: int, pace: bool) -> float:
-    from models.synth import render_sequence
-    from models.synth.recordings import scene_to_bundle
     from sensors.recorder import write_recording
+    from synth import render_sequence
+    from synth.bundle import scene_to_bundle
 
     t0 = time.perf_counter()
     scenes = render_sequence("bona_fide", "d435", unique, seed=11, fps=30)

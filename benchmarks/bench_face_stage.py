@@ -14,7 +14,7 @@ is imported (set them yourself to override). Reproduce the figure in docs/face-s
 
 ``total`` is wall time; ``total_cpu`` is this process's CPU time for the same work (with
 one detector thread it is the single-core cost, free of the waiting that other processes
-on a shared host add). Options: ``--scene synth`` uses models.synth's rendered D435 scene
+on a shared host add). Options: ``--scene synth`` uses synth's rendered D435 scene
 instead of the portrait; ``--min-face-px``, ``--input-size`` and ``--detector`` vary the
 configuration.
 """
@@ -82,7 +82,7 @@ def portrait_frame(face_px: int = 150) -> FrameBundle:
 
 
 def synth_frame(seed: int = 0) -> FrameBundle:
-    from models.synth import render_scene
+    from synth import render_scene
 
     sc = render_scene("bona_fide", "d435", seed)
     return FrameBundle(rgb=sc.rgb, depth=sc.depth, ir=sc.ir, depth_scale=sc.depth_scale)

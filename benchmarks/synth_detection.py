@@ -16,12 +16,12 @@ import json
 
 import numpy as np
 
-from models.synth import PROFILES, render_scene
-from models.synth.species import ALL_SPECIES
 from sensors.bundle import FrameBundle
 from service.face.config import FaceStageConfig
 from service.face.detectors.mtcnn import MTCNNDetector
 from service.face.stage import FaceStage
+from synth import PROFILES, render_scene
+from synth.species import ALL_SPECIES
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 export, datasets and the shipped ONNX models.
 
 Only the training/export side imports torch; ``models.spec``, ``models.preprocess``,
-``models.crop`` and ``models.synth`` are importable without it.
+``models.crop`` and ``synth`` are importable without it.
 """
 
 from pathlib import Path

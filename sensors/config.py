@@ -93,7 +93,7 @@ class FolderConfig(_SourceConfigBase):
 
 
 class SyntheticConfig(_SourceConfigBase):
-    """A synthetic multi-sensor camera rendering ``models.synth`` scenes, looping."""
+    """A synthetic multi-sensor camera rendering ``synth`` scenes, looping."""
 
     type: Literal["synthetic"] = "synthetic"
     species: str = Field(
@@ -120,7 +120,7 @@ ADAPTERS: dict[str, str] = {
     "video": "sensors.opencv_video:VideoFileSource",
     "camera": "sensors.opencv_camera:OpenCVCameraSource",
     "folder": "sensors.folder:ImageFolderSource",
-    "synthetic": "sensors.synthetic:SyntheticSource",
+    "synthetic": "synth.source:SyntheticSource",
 }
 
 

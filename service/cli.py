@@ -17,7 +17,7 @@ from service import __version__
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("service.commands:serve", "Run the REST liveness service."),
     "daemon": ("service.daemon.command:daemon", "Run the live camera daemon on a source."),
-    "synth": ("models.synth.command:synth", "Generate the synthetic multi-sensor PAD benchmark."),
+    "synth": ("synth.command:synth", "Generate the synthetic multi-sensor PAD benchmark."),
     "train": ("models.commands:train", "Train a flexible-modal network (needs the train extra)."),
     "eval": ("models.commands:evaluate", "Evaluate a model on a protocol (PAD metrics)."),
     "export": ("models.commands:export", "Export a trained checkpoint to ONNX with metadata."),

@@ -12,8 +12,8 @@ rs = pytest.importorskip("pyrealsense2", reason="pyrealsense2 (and libusb-1.0-0)
 
 
 def test_recording_replays_with_the_same_pixels(tmp_path: Path) -> None:
-    from models.synth import render_sequence
-    from models.synth.recordings import write_recordings
+    from synth import render_sequence
+    from synth.recordings import write_recordings
 
     n = 4
     (path,) = write_recordings(tmp_path, "sr305", n_frames=n, seed=2, species=("bona_fide",))

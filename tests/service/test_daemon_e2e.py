@@ -39,8 +39,8 @@ CASES = [("bona_fide", "live"), ("print_flat", "spoof"), ("replay_tablet", "spoo
 def synthetic_recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     pytest.importorskip("pyrealsense2")
     from models import synth
-    from models.synth.recordings import scene_to_bundle
     from sensors.recorder import write_recording
+    from synth.bundle import scene_to_bundle
 
     root = tmp_path_factory.mktemp("synth-rec")
     out = {}

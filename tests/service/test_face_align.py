@@ -130,8 +130,8 @@ def test_depth_and_ir_stay_registered(stage, portraits, name, deg, scale, dx, dy
 
 
 def test_synthetic_scenes_found_and_aligned(stage) -> None:
-    """Faces rendered by models.synth (ground-truth landmarks) are found and aligned."""
-    import models.synth as synth
+    """Faces rendered by synth (ground-truth landmarks) are found and aligned."""
+    import synth as synth
 
     errors: list[float] = []
     missed: list[tuple[str, int]] = []

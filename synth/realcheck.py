@@ -1,0 +1,91 @@
+"""Real photographs of people the generator never renders, as camera frames.
+
+The held-out people of ``assets/faces.csv`` (split ``holdout``) keep their original
+full-frame photograph, fitted face mesh and person mask in ``assets/holdout/``. This module
+loads them and, for checks with depth and infrared, renders a registered depth map and NIR
+image *on the photograph's own pixel grid* from its mesh: a live head at a chosen distance
+(face relief, skull, neck and shoulders, a wall behind), and skin that is bright and smooth
+in NIR under an active illuminator. Nothing of it is used to train.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from synth.faces import ASSET_DIR, IED_MM, five_points, mesh_triangles
+from synth.materials import luminance, skin_ir
+from synth.relief import NOSE_TIP_MM, head_relief
+
+
+@dataclass(frozen=True)
+class RealPhoto:
+    """One held-out photograph: RGB uint8 (RGB order), mesh and person mask in its pixels."""
+
+    name: str
+    rgb: np.ndarray
+    mesh: np.ndarray  # 468×3
+    person: np.ndarray  # H×W float32
+    source: str
+    licence: str
+
+    @property
+    def landmarks(self) -> np.ndarray:
+        return five_points(self.mesh)
+
+
+@lru_cache(maxsize=1)
+def holdout_photos() -> tuple[RealPhoto, ...]:
+    """Every held-out photograph, in manifest order."""
+    data = np.load(ASSET_DIR / "holdout.npz")
+    meshes = dict(zip((str(i) for i in data["ids"]), data["mesh"], strict=True))
+    with (ASSET_DIR / "faces.csv").open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == "holdout"]
+    out = []
+    for r in rows:
+        bgr = cv2.imread(str(ASSET_DIR / "holdout" / f"{r['id']}.jpg"), cv2.IMREAD_COLOR)
+        mask = cv2.imread(str(ASSET_DIR / "holdout" / f"{r['id']}_mask.png"), cv2.IMREAD_GRAYSCALE)
+        if bgr is None or mask is None or r["id"] not in meshes:
+            raise RuntimeError(f"held-out photograph '{r['id']}' is incomplete in {ASSET_DIR}")
+        out.append(
+            RealPhoto(
+                name=r["id"],
+                rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+                mesh=np.asarray(meshes[r["id"]], np.float32),
+                person=mask.astype(np.float32) / 255.0,
+                source=f"{r['source']}: {r['source_path']}",
+                licence=r["licence"],
+            )
+        )
+    return tuple(out)
+
+
+def live_depth_ir(
+    photo: RealPhoto, distance_mm: float = 600.0, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Registered depth (uint16 mm, 0 = hole) and NIR (uint8) of the photographed person as
+    a live head whose nose tip is ``distance_mm`` from the camera."""
+    rng = np.random.default_rng(seed)
+    h, w = photo.rgb.shape[:2]
+    lm = photo.landmarks
+    mm_per_px = IED_MM / float(np.linalg.norm(lm[1] - lm[0]))
+    height, alpha, _ = head_relief(
+        (h, w), photo.mesh, mesh_triangles(), photo.person, mm_per_px, 95.0
+    )
+    plane = distance_mm + NOSE_TIP_MM  # the head's rotation plane
+    z = np.where(alpha > 0.5, plane - height, plane + 1200.0).astype(np.float32)
+    # Stereo-like error growing with range², and holes at the silhouette (occlusion).
+    z += rng.normal(0, 1.0, z.shape).astype(np.float32) * (z / 1000.0) ** 2 * 3.0
+    edge = cv2.morphologyEx((alpha > 0.5).astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3)))
+    depth = np.round(z).astype(np.uint16)
+    depth[edge > 0] = 0
+    nir = skin_ir(luminance(photo.rgb.astype(np.float32) / 255.0), rng)
+    # Active illuminator: the person near the camera is bright, the wall far behind dim.
+    falloff = np.clip((distance_mm / np.maximum(z, 1.0)) ** 2, 0, 1.2)
+    ir = np.where(alpha > 0.5, nir, 0.5) * falloff
+    ir = np.clip(ir * 255 * rng.uniform(0.8, 1.0) + rng.normal(0, 2, ir.shape), 0, 255)
+    return depth, ir.astype(np.uint8)
