@@ -39,6 +39,7 @@ def head_geometry(landmarks: np.ndarray) -> dict[str, float]:
 #: Height (mm) of the nose tip in front of the head's rotation plane (``h = 0``).
 NOSE_TIP_MM = 115.0
 CHIN = 152  # mesh index of the chin
+NOSE_TIP_INDEX = 1  # mesh index of the nose tip
 
 
 def face_outline(shape: tuple[int, int], mesh: np.ndarray) -> np.ndarray:
@@ -99,53 +100,45 @@ def head_relief(
     mm_per_px: float,
     depth_mm: float = 95.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(height mm, coverage, face outline) of a real head: the fitted face mesh, the rest of
-    the head (hair, ears, skull) as an ellipsoid on the person's own silhouette, neck and
-    shoulders behind it. ``person`` is the soft person mask of the texture."""
+    """(height mm, coverage, face outline) of a real head: the fitted face mesh; beyond it,
+    up to the person's own silhouette (hair, ears, skull), a dome that continues the face's
+    edge and falls off towards the silhouette; below the chin, the neck and shoulders.
+    ``person`` is the soft person mask of the texture; ``depth_mm`` places the face's edge
+    relative to the head's rotation plane (``h = 0``)."""
     h, w = shape
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     face = face_outline(shape, mesh)
-    alpha = (person > 0.5).astype(np.float32)
-    lm_eyes = mesh[[33, 263], :2]
-    eye_y = float(lm_eyes[:, 1].mean())
+    alpha = np.maximum((person > 0.5).astype(np.float32), face)
     chin_y = float(mesh[CHIN, 1])
-    ied = float(np.linalg.norm(lm_eyes[1] - lm_eyes[0])) * 0.8 + 1e-3
-    # The skull: width from the silhouette at eye level, top from the silhouette above the eyes.
-    row = alpha[int(np.clip(eye_y, 0, h - 1))]
-    cols = np.nonzero(row > 0)[0]
+    eyes = mesh[[33, 263], :2]
+    ied = float(np.linalg.norm(eyes[1] - eyes[0])) * 0.8 + 1e-3
     cx = float(mesh[:, 0].mean())
-    half_w = float(max(cols.max() - cx, cx - cols.min())) if cols.size else 1.2 * ied
-    half_w = float(np.clip(half_w, 1.0 * ied, 1.6 * ied))
-    col = alpha[:, int(np.clip(cx, 0, w - 1))]
-    above = np.nonzero(col[: int(eye_y)] > 0)[0]
-    top_y = float(above.min()) if above.size else eye_y - 1.9 * ied
-    top_y = float(np.clip(top_y, eye_y - 2.6 * ied, eye_y - 1.3 * ied))
-    cy, ay = (top_y + chin_y) / 2, (chin_y - top_y) / 2
-    r2 = ((x - cx) / half_w) ** 2 + ((y - cy) / ay) ** 2
-    skull = depth_mm * np.sqrt(np.clip(1.0 - r2, 0, 1))
     mh = mesh_height(shape, mesh, triangles) * mm_per_px
     inside = np.isfinite(mh)
-    nose = float(-mesh[1, 2] * mm_per_px)
+    nose = float(-mesh[NOSE_TIP_INDEX, 2] * mm_per_px)
     mh = mh + (depth_mm + NOSE_TIP_MM - 95.0) - nose
-    # Extend the mesh's offset from the skull smoothly past the hull, fading out.
-    diff = np.where(inside, mh - skull, 0.0).astype(np.float32)
-    wgt = inside.astype(np.float32)
-    sig = 0.25 * ied
-    num = cv2.GaussianBlur(diff, (0, 0), sig)
-    den = cv2.GaussianBlur(wgt, (0, 0), sig)
-    ext = np.where(den > 1e-3, num / np.maximum(den, 1e-3), 0.0)
-    dist = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 3)
-    ext *= np.exp(-dist / (0.3 * ied))
-    height = np.where(inside, mh, skull + ext).astype(np.float32)
-    # Neck (a cylinder behind the face) and shoulders further back, where the skull ends.
+    # Outside the mesh: the height of the nearest mesh pixel, falling off elliptically as
+    # the silhouette edge comes nearer (t = 0 at the face's edge, 1 at the silhouette).
+    outside = (~inside).astype(np.uint8)
+    d_face, labels = cv2.distanceTransformWithLabels(
+        outside, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    edge_heights = mh[inside]  # raster order = label order
+    hb = edge_heights[np.clip(labels - 1, 0, max(edge_heights.size - 1, 0))]
+    # Nearest-pixel heights streak radially; smooth them along the edge.
+    hb = cv2.GaussianBlur(hb.astype(np.float32), (0, 0), 0.25 * ied)
+    d_edge = cv2.distanceTransform((alpha > 0.5).astype(np.uint8), cv2.DIST_L2, 5)
+    t = d_face / np.maximum(d_face + d_edge, 1e-3)
+    dome = hb * np.sqrt(np.clip(1.0 - t * t, 0.0, 1.0))
+    height = np.where(inside, mh, dome)
+    # Neck (a cylinder behind the face) and shoulders further back, below the jaw.
     neck_half = 0.75 * ied
     neck_h = depth_mm * 0.45 * np.sqrt(np.clip(1 - ((x - cx) / neck_half) ** 2, 0, 1))
-    below = (r2 >= 1.0) & (y > chin_y - 0.6 * ied)
     body = np.where(np.abs(x - cx) < neck_half, neck_h, depth_mm * 0.2)
-    height = np.where(below & ~inside, np.maximum(body, 0.0), height)
-    height = cv2.GaussianBlur(height, (0, 0), 0.6)
-    height = np.where(inside, np.maximum(height, mh - 1.0), height).astype(np.float32)
-    alpha = np.maximum(alpha, face)
+    below = (y > chin_y - 0.2 * ied) & ~inside
+    height = np.where(below, np.minimum(height, body), height)
+    # One smoothing over the whole head: no crease where the mesh meets the dome.
+    height = cv2.GaussianBlur(height.astype(np.float32), (0, 0), 1.2)
     return height * alpha, alpha, face
 
 
