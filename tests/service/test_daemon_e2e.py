@@ -38,7 +38,7 @@ CASES = [("bona_fide", "live"), ("print_flat", "spoof"), ("replay_tablet", "spoo
 @pytest.fixture(scope="module")
 def synthetic_recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     pytest.importorskip("pyrealsense2")
-    from models import synth
+    import synth
     from sensors.recorder import write_recording
     from synth.bundle import scene_to_bundle
 
