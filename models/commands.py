@@ -213,6 +213,15 @@ def evaluate(
     type=click.Choice(["eer", "apcer5", "apcer1", "bpcer1"]),
     help="Default operating point stored in the model.",
 )
+@click.option(
+    "--ood-percentile",
+    default=99.5,
+    show_default=True,
+    type=click.FloatRange(50, 100),
+    help="Out-of-distribution threshold per modality subset: this percentile of the dev "
+    "split's distances (the distance model is fitted on the train split).",
+)
+@click.option("--no-ood", is_flag=True, help="Export without the out-of-distribution output.")
 def export(
     checkpoints: tuple[str, ...],
     out: str,
@@ -223,6 +232,8 @@ def export(
     training_data: str | None,
     no_test: bool,
     operating_point: str,
+    ood_percentile: float,
+    no_ood: bool,
 ) -> None:
     """Export a checkpoint to ONNX with calibrated operating points and full metadata."""
     from models.export import export as run
@@ -238,6 +249,7 @@ def export(
             training_data,
             not no_test,
             operating_point,
+            ood_percentile=None if no_ood else ood_percentile,
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -32,10 +32,12 @@ from models.datasets.crops import CropCache, restrict
 from models.evaluate import SUBSET_ORDER, evaluate_subsets, session, summarise
 from models.nets.base import FlexModalNet, OnnxWrapper
 from models.nets.ensemble import FlexModalEnsemble
+from models.ood import OodHead, distances, fit_gaussians
 from models.preprocess import preprocess_batch
 from models.spec import (
     INPUT_NAMES,
     MODALITIES,
+    OUTPUT_OOD,
     OUTPUT_PIXEL_MAP,
     OUTPUT_SCORE,
     ModelSpec,
@@ -48,6 +50,9 @@ log = logging.getLogger(__name__)
 
 OPSET = 18
 PARITY_ATOL = 1e-4
+#: The OOD distance whitens the embedding, which magnifies float rounding: compare it
+#: relatively (a 0.5 % difference moves no decision that matters).
+OOD_PARITY_RTOL = 5e-3
 
 #: What export turns into ONNX: one network, or an ensemble of several.
 Exportable = FlexModalNet | FlexModalEnsemble
@@ -57,13 +62,16 @@ class ParityError(RuntimeError):
     """The exported ONNX model does not reproduce the torch model."""
 
 
-def to_onnx_bytes(net: Exportable, opset: int = OPSET, dynamo: bool = True) -> bytes:
-    """Export the network to ONNX bytes with a dynamic batch dimension.
+def to_onnx_bytes(
+    net: Exportable, opset: int = OPSET, dynamo: bool = True, ood: OodHead | None = None
+) -> bytes:
+    """Export the network (and its OOD head, when given) to ONNX bytes with a dynamic batch
+    dimension.
 
     Uses torch's ``torch.export``-based exporter; falls back to the TorchScript exporter
     (deprecated upstream) only if that fails, so older torch builds still export.
     """
-    wrapper = OnnxWrapper(net).eval()
+    wrapper = OnnxWrapper(net, ood).eval()
     S = net.input_size
     dummy = (
         torch.zeros(2, 3, S, S),
@@ -71,7 +79,7 @@ def to_onnx_bytes(net: Exportable, opset: int = OPSET, dynamo: bool = True) -> b
         torch.zeros(2, 1, S, S),
         torch.ones(2, len(MODALITIES)),
     )
-    outputs = [OUTPUT_SCORE, OUTPUT_PIXEL_MAP]
+    outputs = [OUTPUT_SCORE, OUTPUT_PIXEL_MAP] + ([OUTPUT_OOD] if ood is not None else [])
     if dynamo:
         # the exporter's optimiser logs every pass at INFO
         logging.getLogger("onnx_ir").setLevel(logging.WARNING)
@@ -125,21 +133,30 @@ def check_parity(
     onnx_bytes: bytes,
     feeds: list[dict[str, np.ndarray]],
     atol: float = PARITY_ATOL,
+    ood: OodHead | None = None,
 ) -> float:
-    """Max |torch − ORT| over ``feeds`` (score and pixel map); raise above ``atol``."""
+    """Max |torch − ORT| over ``feeds`` (score and pixel map); raise above ``atol``, or
+    when the OOD distance differs by more than :data:`OOD_PARITY_RTOL` relatively."""
     sess = session(onnx_bytes)
-    worst = 0.0
+    wrapper = OnnxWrapper(net, ood).eval()
+    names = [OUTPUT_SCORE, OUTPUT_PIXEL_MAP] + ([OUTPUT_OOD] if ood is not None else [])
+    worst = worst_ood = 0.0
     with torch.no_grad():
         for feed in feeds:
-            t = net(*(torch.from_numpy(feed[k]) for k in INPUT_NAMES))
-            o_score, o_map = sess.run([OUTPUT_SCORE, OUTPUT_PIXEL_MAP], feed)
+            t = [x.numpy() for x in wrapper(*(torch.from_numpy(feed[k]) for k in INPUT_NAMES))]
+            o = sess.run(names, feed)
             worst = max(
-                worst,
-                float(np.abs(o_score - t["score"].numpy()).max()),
-                float(np.abs(o_map - t["pixel_map"].numpy()).max()),
+                worst, *(float(np.abs(a - b).max()) for a, b in zip(o[:2], t[:2], strict=True))
             )
+            if ood is not None:
+                rel = np.abs(o[2] - t[2]) / np.maximum(np.abs(t[2]), 1.0)
+                worst_ood = max(worst_ood, float(rel.max()))
     if worst > atol:
         raise ParityError(f"ONNX differs from torch by {worst:.2e} (> {atol:.0e})")
+    if worst_ood > OOD_PARITY_RTOL:
+        raise ParityError(
+            f"ONNX OOD distance differs from torch by {worst_ood:.2%} (> {OOD_PARITY_RTOL:.1%})"
+        )
     return worst
 
 
@@ -193,6 +210,41 @@ def load_members(
     return FlexModalEnsemble([n for n, _ in loaded]), first, [ck for _, ck in loaded]
 
 
+def embeddings(
+    net: Exportable, spec: ModelSpec, crops: CropCache, subset: tuple[str, ...], batch: int = 128
+) -> np.ndarray:
+    """The network's penultimate embedding (N, D) of every crop with only ``subset``."""
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(crops), batch):
+            items = [
+                restrict(crops[i], subset) for i in range(start, min(len(crops), start + batch))
+            ]
+            feed = preprocess_batch(items, spec)
+            res = net(*(torch.from_numpy(feed[k]) for k in INPUT_NAMES))
+            out.append(res["embedding"].numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
+def calibrate_ood(
+    net: Exportable,
+    spec: ModelSpec,
+    train: CropCache,
+    dev: CropCache,
+    subsets: Sequence[tuple[str, ...]],
+    percentile: float,
+) -> tuple[OodHead, dict[str, float]]:
+    """Fit the OOD model on the train split, thresholds at ``percentile`` of dev distances."""
+    train_emb = {subset_name(s): embeddings(net, spec, train, s) for s in subsets}
+    means, whiten = fit_gaussians(train_emb, np.asarray(train.labels))
+    thresholds = {}
+    for s in subsets:
+        d = distances(embeddings(net, spec, dev, s), s, means, whiten)
+        thresholds[subset_name(s)] = round(float(np.percentile(d, percentile)), 4)
+    log.info("OOD thresholds (dev p%.1f): %s", percentile, thresholds)
+    return OodHead(means, whiten).eval(), thresholds
+
+
 def export(
     checkpoint: str | Path | Sequence[str | Path],
     out: str | Path,
@@ -204,6 +256,7 @@ def export(
     evaluate_test: bool = True,
     default_operating_point: str = "eer",
     uncertain_margin: float = 0.05,
+    ood_percentile: float | None = 99.5,
 ) -> ModelSpec:
     """Export ``checkpoint`` (or several, as an ensemble) to ``out`` with calibrated
     metadata; returns the written spec."""
@@ -219,9 +272,14 @@ def export(
     dev = CropCache.from_protocol(data, protocol, "dev", **kw)
     test = CropCache.from_protocol(data, protocol, "test", **kw) if evaluate_test else None
 
-    raw = to_onnx_bytes(net)
-    sess = session(raw)
     subsets = [tuple(MODALITIES), *[s for s in SUBSET_ORDER if s != tuple(MODALITIES)]]
+    ood: OodHead | None = None
+    ood_thresholds: dict[str, float] = {}
+    if ood_percentile is not None:
+        train = CropCache.from_protocol(data, protocol, "train", **kw)
+        ood, ood_thresholds = calibrate_ood(net, prep, train, dev, subsets, ood_percentile)
+    raw = to_onnx_bytes(net, ood=ood)
+    sess = session(raw)
     results = evaluate_subsets(sess, prep, dev, test, subsets)
     full = subset_name(MODALITIES)
     operating_points = {k: float(v) for k, v in results[full]["operating_points"].items()}
@@ -273,6 +331,8 @@ def export(
         evaluation=evaluation,
         created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         has_pixel_map=True,
+        ood_thresholds=ood_thresholds,
+        ood_percentile=ood_percentile if ood is not None else None,
     )
     model = with_metadata(raw, spec)
 
@@ -281,7 +341,7 @@ def export(
     feeds = []
     for subset in SUBSET_ORDER:
         feeds.append(preprocess_batch([restrict(dev[i], subset) for i in range(n)], spec))
-    diff = check_parity(net, model.SerializeToString(), feeds)
+    diff = check_parity(net, model.SerializeToString(), feeds, ood=ood)
     log.info("parity torch vs onnxruntime: max |diff| %.2e over %d subsets", diff, len(feeds))
 
     out = Path(out)

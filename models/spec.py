@@ -25,6 +25,9 @@ INPUT_PRESENT = "present"
 INPUT_NAMES: tuple[str, ...] = (*MODALITIES, INPUT_PRESENT)
 OUTPUT_SCORE = "score"
 OUTPUT_PIXEL_MAP = "pixel_map"
+#: Optional output: Mahalanobis distance of the face's embedding to the training data of its
+#: modality subset (see ``models.ood``).
+OUTPUT_OOD = "ood_distance"
 
 #: Prefix of every metadata key FlexLive writes.
 META_PREFIX = "flexlive."
@@ -113,6 +116,14 @@ class ModelSpec(BaseModel):
     evaluation: dict[str, Any] = Field(default_factory=dict)
     created: str
     has_pixel_map: bool = False
+    ood_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per modality subset: an 'ood_distance' above this is out of distribution "
+        "(calibrated on the dev split at ood_percentile). Empty: the model has no OOD output.",
+    )
+    ood_percentile: float | None = Field(
+        default=None, gt=0, le=100, description="Dev-split percentile the OOD thresholds sit at"
+    )
 
     @field_validator("schema_version")
     @classmethod
@@ -144,6 +155,16 @@ class ModelSpec(BaseModel):
                 if not 0.0 <= t <= 1.0:
                     raise ValueError(f"threshold '{k}' of subset '{subset}' is outside [0, 1]")
             out[subset_name(parse_subset(subset))] = dict(ops)
+        return out
+
+    @field_validator("ood_thresholds")
+    @classmethod
+    def _ood(cls, v: dict[str, float]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for subset, t in v.items():
+            if not t > 0:
+                raise ValueError(f"OOD threshold of subset '{subset}' must be positive")
+            out[subset_name(parse_subset(subset))] = float(t)
         return out
 
     @model_validator(mode="after")
@@ -218,6 +239,11 @@ class ModelSpec(BaseModel):
                 if name in per_subset:
                     return per_subset[name]
         return self.operating_points[name]
+
+    def ood_threshold(self, subset: Iterable[str]) -> float | None:
+        """The OOD distance threshold of a modality subset, None when not calibrated."""
+        chosen = list(subset)
+        return self.ood_thresholds.get(subset_name(chosen)) if chosen else None
 
     def supports(self, subset: Iterable[str]) -> bool:
         return subset_name(subset) in self.supported_subsets

@@ -30,6 +30,7 @@ from models.spec import (
     INPUT_NAMES,
     INPUT_PRESENT,
     MODALITIES,
+    OUTPUT_OOD,
     OUTPUT_PIXEL_MAP,
     OUTPUT_SCORE,
     ModelSpec,
@@ -136,10 +137,21 @@ def check_graph(session: ort.InferenceSession, spec: ModelSpec) -> None:
             problems.append(f"output '{OUTPUT_SCORE}' has shape {score.shape}, expected [N]")
     if spec.has_pixel_map and OUTPUT_PIXEL_MAP not in outputs:
         problems.append(f"metadata says has_pixel_map but output '{OUTPUT_PIXEL_MAP}' is missing")
+    if spec.ood_thresholds and OUTPUT_OOD not in outputs:
+        problems.append(f"metadata has ood_thresholds but output '{OUTPUT_OOD}' is missing")
     if problems:
         raise ModelLoadError(
             "model graph does not match the model contract: " + "; ".join(problems)
         )
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One face's model outputs: bona fide probability, and the out-of-distribution
+    distance (None when the model has no OOD output)."""
+
+    score: float
+    ood_distance: float | None = None
 
 
 class InferenceEngine:
@@ -159,6 +171,8 @@ class InferenceEngine:
         self.max_batch = max_batch
         self.warmed = False
         self._lock = threading.Lock()
+        # The OOD distance is read only when the model calibrated thresholds for it.
+        self._outputs = [OUTPUT_SCORE] + ([OUTPUT_OOD] if spec.ood_thresholds else [])
 
     # -- lifecycle --------------------------------------------------------------------
     @classmethod
@@ -267,10 +281,15 @@ class InferenceEngine:
     # -- run ----------------------------------------------------------------------------
     def predict(self, crops: Sequence[FaceCrops]) -> list[float | Exception]:
         """Bona fide probability per face, or the exception that face failed with."""
+        return [r if isinstance(r, Exception) else r.score for r in self.score(crops)]
+
+    def score(self, crops: Sequence[FaceCrops]) -> list[Scored | Exception]:
+        """Per face: its score and out-of-distribution distance, or the exception that face
+        failed with (one bad face fails alone)."""
         session = self._session
         if session is None:
             raise EngineClosedError("the inference engine is closed")
-        results: list[float | Exception] = [FaceInferenceError("not scored")] * len(crops)
+        results: list[Scored | Exception] = [FaceInferenceError("not scored")] * len(crops)
         feeds: list[tuple[int, dict[str, np.ndarray]]] = []
         for i, c in enumerate(crops):
             try:
@@ -281,16 +300,22 @@ class InferenceEngine:
             chunk = feeds[start : start + self.max_batch]
             batch = {k: np.stack([f[k] for _, f in chunk]) for k in INPUT_NAMES}
             try:
-                (scores,) = session.run([OUTPUT_SCORE], batch)
+                out = session.run(self._outputs, batch)
             except Exception as exc:
                 logger.exception("inference failed for a batch of %d", len(chunk))
                 for i, _ in chunk:
                     results[i] = FaceInferenceError(f"face {i}: inference failed: {exc}")
                 continue
-            scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-            for (i, _), s in zip(chunk, scores, strict=True):
+            scores = np.asarray(out[0], dtype=np.float64).reshape(-1)
+            oods = (
+                np.asarray(out[1], dtype=np.float64).reshape(-1)
+                if len(out) > 1
+                else np.full(len(chunk), np.nan)
+            )
+            for (i, _), s, d in zip(chunk, scores, oods, strict=True):
                 if not np.isfinite(s):
                     results[i] = FaceInferenceError(f"face {i}: model returned a non-finite score")
                 else:
-                    results[i] = float(min(1.0, max(0.0, s)))
+                    dist = float(d) if np.isfinite(d) else None
+                    results[i] = Scored(float(min(1.0, max(0.0, s))), dist)
         return results

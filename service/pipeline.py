@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 
 from models.spec import MODALITIES, subset_name
 from sensors.bundle import FrameBundle
-from service.engine import InferenceEngine, ModelInfo
+from service.engine import InferenceEngine, ModelInfo, Scored
 from service.errors import InputError
 from service.face.config import FaceStageConfig
 from service.face.types import FaceStageResult, Reason
@@ -33,6 +33,9 @@ Decision = Literal["live", "spoof", "uncertain"]
 #: Reason codes the pipeline adds on top of :class:`service.face.types.Reason`.
 REASON_NEAR_THRESHOLD = "score_near_threshold"
 REASON_INFERENCE_FAILED = "inference_failed"
+#: The face's embedding is farther from the training data of its modality subset than the
+#: model's dev-calibrated OOD threshold (see ``models.ood``): no confident answer.
+REASON_OUT_OF_DISTRIBUTION = "out_of_distribution"
 
 
 class FaceStageLike(Protocol):
@@ -63,6 +66,7 @@ class FaceAnalysis:
     decision: Decision
     quality: dict[str, float] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    ood_distance: float | None = None  # distance to the training data; None without OOD
 
 
 @dataclass
@@ -178,22 +182,28 @@ class LivenessPipeline:
         # Score distributions differ by modality subset: use the subset's own
         # dev-calibrated threshold when the model carries one (the global one otherwise).
         threshold = self.engine.spec.threshold(op, used)
+        ood_threshold = self.engine.spec.ood_threshold(used)
 
         t0 = time.perf_counter()
-        scores: list[float | Exception | None] = [None] * len(staged.faces)
+        scores: list[Scored | Exception | None] = [None] * len(staged.faces)
         if supported and staged.faces:
-            scores = list(self.engine.predict([f.crops for f in staged.faces]))
+            scores = list(self.engine.score([f.crops for f in staged.faces]))
         inference_ms = _ms(t0)
 
         faces: list[FaceAnalysis] = []
         for cand, score in zip(staged.faces, scores, strict=True):
             reasons = [_reason(r) for r in cand.reasons]
             value: float | None = None
+            distance: float | None = None
             if isinstance(score, Exception):
                 logger.warning("face not scored: %s", score)
                 reasons.append(REASON_INFERENCE_FAILED)
             elif score is not None:
-                value = round(score, 6)
+                value = round(score.score, 6)
+                if score.ood_distance is not None:
+                    distance = round(score.ood_distance, 4)
+                    if ood_threshold is not None and distance > ood_threshold:
+                        reasons.append(REASON_OUT_OF_DISTRIBUTION)
             if not supported:
                 reasons.append(Reason.UNSUPPORTED_SUBSET.value)
             if value is None or reasons:
@@ -211,6 +221,7 @@ class LivenessPipeline:
                     decision=decision,
                     quality={k: round(float(v), 4) for k, v in cand.quality.items()},
                     reasons=list(dict.fromkeys(reasons)),
+                    ood_distance=distance,
                 )
             )
         timings = {

@@ -20,13 +20,17 @@ from torch import nn
 from models.spec import MODALITIES
 
 
-def head_outputs(logit: torch.Tensor, pixel_logit: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The output dict of every flexible-modal network: logits and their probabilities."""
+def head_outputs(
+    logit: torch.Tensor, pixel_logit: torch.Tensor, embedding: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The output dict of every flexible-modal network: logits, their probabilities, and
+    the penultimate embedding the out-of-distribution distance is measured on."""
     return {
         "logit": logit,
         "score": torch.sigmoid(logit),
         "pixel_logit": pixel_logit,
         "pixel_map": torch.sigmoid(pixel_logit),
+        "embedding": embedding,
     }
 
 
@@ -82,7 +86,7 @@ class FlexModalNet(nn.Module):
         pixel_logit = self.pixel_head(fused)
         pooled = self.trunk(fused).mean(dim=(2, 3))
         logit = self.fc(self.classifier(pooled)).squeeze(1)
-        return head_outputs(logit, pixel_logit)
+        return head_outputs(logit, pixel_logit, pooled)
 
     def config(self) -> dict[str, Any]:
         """What a checkpoint stores to rebuild this network with ``create_model``."""
@@ -90,14 +94,18 @@ class FlexModalNet(nn.Module):
 
 
 class OnnxWrapper(nn.Module):
-    """Positional inputs (rgb, depth, ir, present) → (score, pixel_map), the ONNX contract."""
+    """Positional inputs (rgb, depth, ir, present) → (score, pixel_map[, ood_distance]), the
+    ONNX contract; ``ood`` is a :class:`models.ood.OodHead` fitted at export."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, ood: nn.Module | None = None) -> None:
         super().__init__()
         self.net = net
+        self.ood = ood
 
     def forward(
         self, rgb: torch.Tensor, depth: torch.Tensor, ir: torch.Tensor, present: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         out = self.net(rgb, depth, ir, present)
-        return out["score"], out["pixel_map"]
+        if self.ood is None:
+            return out["score"], out["pixel_map"]
+        return out["score"], out["pixel_map"], self.ood(out["embedding"], present)

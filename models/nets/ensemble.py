@@ -42,6 +42,8 @@ class FlexModalEnsemble(nn.Module):
         return head_outputs(
             torch.stack([o["logit"] for o in outs]).mean(dim=0),
             torch.stack([o["pixel_logit"] for o in outs]).mean(dim=0),
+            # The members' embeddings side by side: the OOD model sees all of them.
+            torch.cat([o["embedding"] for o in outs], dim=1),
         )
 
     def config(self) -> dict[str, Any]:

@@ -30,6 +30,11 @@ class Face(BaseModel):
     decision: Literal["live", "spoof", "uncertain"]
     quality: dict[str, float] = Field(description="Quality measurements of the face")
     reasons: list[str] = Field(description="Reason codes; any reason makes the face uncertain")
+    ood_distance: float | None = Field(
+        default=None,
+        description="Distance of the face to the model's training data for the modalities "
+        "used; above the model's threshold the face is uncertain (out_of_distribution)",
+    )
 
 
 class LivenessResponse(BaseModel):

@@ -76,7 +76,8 @@ def test_engine_reads_the_metadata_back(exported: dict[str, Path]) -> None:
     )
     assert spec.created and "training samples" in spec.training_data
     assert [i.name for i in model.graph.input] == list(INPUT_NAMES)
-    assert [o.name for o in model.graph.output] == ["score", "pixel_map"]
+    assert [o.name for o in model.graph.output] == ["score", "pixel_map", "ood_distance"]
+    assert set(spec.ood_thresholds) == set(subsets) and spec.ood_percentile == 99.5
 
 
 def test_onnx_matches_torch_on_every_subset(exported: dict[str, Path]) -> None:
@@ -86,7 +87,7 @@ def test_onnx_matches_torch_on_every_subset(exported: dict[str, Path]) -> None:
     dev = CropCache.from_protocol(exported["data"], "intra", "dev")
     for subset in all_subsets():
         feed = preprocess_batch([restrict(dev[i], subset) for i in range(5)], spec)
-        score, pmap = sess.run(None, feed)
+        score, pmap, _ = sess.run(None, feed)
         with torch.no_grad():
             ref = net(*(torch.from_numpy(feed[k]) for k in INPUT_NAMES))
         np.testing.assert_allclose(score, ref["score"].numpy(), atol=1e-5)
@@ -126,7 +127,7 @@ def test_bundled_default_model_is_servable(exported: dict[str, Path]) -> None:
     dev = CropCache.from_protocol(exported["data"], "intra", "dev")
     for subset in all_subsets():
         feed = preprocess_batch([restrict(dev[i], subset) for i in range(3)], spec)
-        score, pmap = sess.run(None, feed)
+        score, pmap, _ = sess.run(None, feed)
         assert score.shape == (3,) and ((score >= 0) & (score <= 1)).all()
         assert pmap.shape[:2] == (3, 1)
 
@@ -164,7 +165,7 @@ def test_ensemble_export_averages_the_members_logits(
     dev = CropCache.from_protocol(exported["data"], "intra", "dev")
     for subset in (("rgb",), ("depth", "ir"), ("rgb", "depth", "ir")):
         feed = preprocess_batch([restrict(dev[i], subset) for i in range(6)], spec)
-        score, _ = sess.run(None, feed)
+        (score,) = sess.run(["score"], feed)
         with torch.no_grad():
             logits = [
                 m(*(torch.from_numpy(feed[k]) for k in INPUT_NAMES))["logit"] for m in members
@@ -226,3 +227,73 @@ def test_ensemble_members_must_share_preprocessing(
     assert result.exit_code != 0
     assert "depth_range_mm" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_ood_distance_is_the_mahalanobis_distance_of_the_embedding(
+    exported: dict[str, Path],
+) -> None:
+    """The in-graph distance equals the numpy reference on the torch embedding, per subset,
+    and the dev split (where the thresholds were set) sits mostly under its threshold."""
+    from models.ood import distances, fit_gaussians
+
+    net, _ = load_checkpoint(exported["ckpt"])
+    spec = read_spec(exported["onnx"])
+    sess = session(exported["onnx"])
+    train = CropCache.from_protocol(exported["data"], "intra", "train")
+    dev = CropCache.from_protocol(exported["data"], "intra", "dev")
+    from models.export import embeddings
+
+    for subset in all_subsets():
+        name = subset_name(subset)
+        means, whiten = fit_gaussians(
+            {name: embeddings(net, spec, train, subset)}, np.asarray(train.labels)
+        )
+        feed = preprocess_batch([restrict(dev[i], subset) for i in range(len(dev))], spec)
+        (dist,) = sess.run(["ood_distance"], feed)
+        ref = distances(embeddings(net, spec, dev, subset), subset, means, whiten)
+        np.testing.assert_allclose(dist, ref, rtol=5e-3)
+        assert np.mean(dist <= spec.ood_thresholds[name]) >= 0.9
+
+
+def test_far_inputs_are_answered_out_of_distribution(exported: dict[str, Path]) -> None:
+    """Inputs unlike the training crops (noise, saturation) get a distance above the
+    threshold, and the pipeline answers uncertain / out_of_distribution; a dev crop does
+    not get that reason."""
+    from sensors.bundle import FrameBundle
+    from service.engine import InferenceEngine
+    from service.pipeline import LivenessPipeline, build_face_stage
+    from service.settings import Settings
+
+    engine = InferenceEngine.load(exported["onnx"], providers="cpu", intra_op_threads=1)
+    settings = Settings(model_path=exported["onnx"])
+    pipeline = LivenessPipeline(engine, build_face_stage(settings.face, 112), settings)
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (112, 112, 3), dtype=np.uint8)
+    far = pipeline.analyze(FrameBundle(rgb=noise), cropped=True)
+    (face,) = far.faces
+    assert face.ood_distance is not None
+    assert face.ood_distance > engine.spec.ood_thresholds["rgb"]
+    assert face.decision == "uncertain" and "out_of_distribution" in face.reasons
+    assert face.score is not None  # the score is still reported
+    dev = CropCache.from_protocol(exported["data"], "intra", "dev")
+    (scored,) = engine.score([dev[0]])
+    assert not isinstance(scored, Exception) and scored.ood_distance is not None
+    assert scored.ood_distance <= engine.spec.ood_thresholds["rgb+depth+ir"]
+
+
+def test_model_without_ood_output_still_serves(exported: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "no-ood.onnx"
+    result = CliRunner().invoke(
+        main,
+        ["export", "--checkpoint", str(exported["ckpt"]), "--out", str(out), "--data",
+         str(exported["data"]), "--no-test", "--no-ood"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert [o.name for o in onnx.load(str(out)).graph.output] == ["score", "pixel_map"]
+    from service.engine import InferenceEngine
+
+    engine = InferenceEngine.load(out, providers="cpu", intra_op_threads=1)
+    assert engine.spec.ood_thresholds == {}
+    dev = CropCache.from_protocol(exported["data"], "intra", "dev")
+    (scored,) = engine.score([dev[0]])
+    assert not isinstance(scored, Exception) and scored.ood_distance is None
