@@ -1,112 +1,149 @@
-"""Trivial baseline vs the network: is the benchmark harder than global statistics?
+"""Trivial baselines vs the network: could global statistics (or the border alone) tell
+bona fide from attack?
 
-For every modality subset, a logistic regression on global per-modality statistics of the
+For every modality subset, two trivial classifiers on global per-modality statistics of the
 preprocessed crops (mean, std, 5/25/50/75/95th percentiles, mean |horizontal and vertical
-gradient| per channel; the same ``models.preprocess`` the network sees) is trained on the
-train split, its threshold set at the dev EER, and ACER/EER/AUC measured on test — the
+gradient| per channel; the same ``models.preprocess`` the network sees) are trained on the
+train split, their threshold set at the dev EER, and ACER/EER/AUC measured on test — the
 same protocol ``liveness eval`` applies to the network. numpy only.
 
-    python benchmarks/pad_baselines.py --data data/bench --protocol intra --json out.json
+- ``logreg``: L2 logistic regression (the model card's "trivial baseline").
+- ``mlp``: one hidden layer of 64 ReLUs, class-balanced, step count chosen on dev loss.
+
+``--region border`` is the background / frame-edge audit: the face region of the crop
+convention is blanked before preprocessing and the statistics come from the outer ring only
+(``--ring`` px at 112 px, default 16), so only background, shoulders and the edges of a
+print, screen or mask can inform the classifiers.
+
+    python benchmarks/pad_baselines.py --data data/synth/standard --protocol combined \
+        [--region full|border] [--ring 16] [--json out.json]
+
+Prints a Markdown table (EER / ACER / AUC per subset and baseline, then EER per attack
+species); ``--json`` keeps ``baseline`` (the logistic regression, read by
+``pad_model_card.py``) and adds every baseline under ``models``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.datasets.crops import CropCache, restrict  # noqa: E402
-from models.evaluate import SUBSET_ORDER  # noqa: E402
-from models.metrics import calibrate, pad_report  # noqa: E402
-from models.preprocess import preprocess  # noqa: E402
-from models.spec import MODALITIES, ModelSpec, default_normalisation, subset_name  # noqa: E402
-
-SPEC = ModelSpec(
-    name="baseline",
-    version="0",
-    input_size=112,
-    normalisation=default_normalisation(),
-    operating_points={"eer": 0.5},
-    backbone="logistic_regression",
-    fusion="none",
-    training_data="",
-    created="",
+from _audit import (  # noqa: E402
+    BASELINES,
+    REGIONS,
+    RING_PX,
+    data_info,
+    dev_eer_report,
+    feature_blocks,
+    md_table,
+    pct,
+    species_order,
+    subset_features,
+    train_and_score,
+    write_json,
 )
 
+from models.datasets.crops import CropCache  # noqa: E402
+from models.spec import all_subsets, subset_name  # noqa: E402
 
-def channel_stats(x: np.ndarray) -> list[float]:
-    q = np.percentile(x, [5, 25, 50, 75, 95])
-    gx = np.abs(np.diff(x, axis=1)).mean()
-    gy = np.abs(np.diff(x, axis=0)).mean()
-    return [float(x.mean()), float(x.std()), *map(float, q), float(gx), float(gy)]
-
-
-def features(cache: CropCache, subset: tuple[str, ...]) -> np.ndarray:
-    rows = []
-    for i in range(len(cache)):
-        t = preprocess(restrict(cache[i], subset), SPEC)
-        row: list[float] = []
-        for m in MODALITIES:
-            for ch in t[m]:
-                row += channel_stats(ch)
-        rows.append(row)
-    return np.asarray(rows, dtype=np.float64)
+#: Subsets in table order: single modalities, pairs, all three.
+AUDIT_SUBSETS = tuple(all_subsets())
 
 
-def fit_logreg(X: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 3000) -> tuple:
-    mu, sd = X.mean(0), X.std(0) + 1e-8
-    Z = (X - mu) / sd
-    w, b = np.zeros(Z.shape[1]), 0.0
-    lr = 0.5
-    for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-(Z @ w + b)))
-        g = p - y
-        w -= lr * (Z.T @ g / len(y) + l2 * w)
-        b -= lr * g.mean()
-    return mu, sd, w, b
-
-
-def predict(model: tuple, X: np.ndarray) -> np.ndarray:
-    mu, sd, w, b = model
-    return 1.0 / (1.0 + np.exp(-(((X - mu) / sd) @ w + b)))
-
-
-def run(data: str, protocol: str) -> dict[str, dict]:
+def run(
+    data: str | Path,
+    protocol: str = "combined",
+    region: str = "full",
+    ring: int = RING_PX,
+    baselines: tuple[str, ...] = BASELINES,
+    subsets: tuple[tuple[str, ...], ...] = AUDIT_SUBSETS,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Every baseline on every subset: ``{"models": {baseline: {subset: report}}, ...}``."""
     splits = {s: CropCache.from_protocol(data, protocol, s) for s in ("train", "dev", "test")}
-    out: dict[str, dict] = {}
-    for subset in SUBSET_ORDER:
-        X = {s: features(c, subset) for s, c in splits.items()}
-        model = fit_logreg(X["train"], splits["train"].labels.astype(np.float64))
-        dev_s = predict(model, X["dev"])
-        ops = calibrate(dev_s, splits["dev"].labels, splits["dev"].species)
-        rep = pad_report(
-            predict(model, X["test"]), splits["test"].labels, splits["test"].species, ops
-        )
-        out[subset_name(subset)] = {
-            k: rep[k] for k in ("acer", "apcer", "apcer_species", "bpcer", "eer", "auc")
-        }
-        r = out[subset_name(subset)]
-        print(
-            f"{subset_name(subset):<14} ACER {r['acer']:7.2%}  EER {r['eer']:7.2%}  "
-            f"AUC {r['auc']:.4f}"
-        )
-    return out
+    blocks = {s: feature_blocks(c, region, ring) for s, c in splits.items()}
+    y = {s: c.labels.astype(np.float64) for s, c in splits.items()}
+    models: dict[str, dict[str, Any]] = {b: {} for b in baselines}
+    for subset in subsets:
+        X = {s: subset_features(b, subset) for s, b in blocks.items()}
+        for b in baselines:
+            scores = train_and_score(b, X, y, seed=seed)
+            models[b][subset_name(subset)] = dev_eer_report(
+                scores["dev"], splits["dev"], scores["test"], splits["test"]
+            )
+    return {
+        "data": str(data),
+        **data_info(data),
+        "protocol": protocol,
+        "region": region,
+        "ring": ring if region == "border" else None,
+        "n": {s: len(c) for s, c in splits.items()},
+        "models": models,
+    }
+
+
+def markdown(res: dict[str, Any]) -> str:
+    """The summary table, then test EER per attack species for each baseline."""
+    models = res["models"]
+    names = list(models)
+    subsets = list(next(iter(models.values())))
+    head = ["subset"] + [f"{b} {k}" for b in names for k in ("EER", "ACER", "AUC")]
+    rows = [
+        [s]
+        + [
+            c
+            for b in names
+            for c in (
+                pct(models[b][s]["eer"]),
+                pct(models[b][s]["acer"]),
+                f"{models[b][s]['auc']:.3f}",
+            )
+        ]
+        for s in subsets
+    ]
+    where = "whole crop" if res["region"] == "full" else f"outer {res['ring']}-px ring only"
+    out = [
+        f"Trivial baselines, {where}, protocol `{res['protocol']}` "
+        f"(train/dev/test {res['n']['train']}/{res['n']['dev']}/{res['n']['test']}); "
+        "threshold at dev EER, test EER/ACER/AUC:",
+        "",
+        md_table(head, rows),
+    ]
+    for b in names:
+        species = species_order(list(next(iter(models[b].values()))["eer_per_species"]))
+        rows = [[s] + [pct(models[b][s]["eer_per_species"][sp]) for sp in species] for s in subsets]
+        out += ["", f"`{b}`: test EER of bona fide vs each attack species:", ""]
+        out.append(md_table(["subset", *species], rows))
+    return "\n".join(out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", required=True)
     ap.add_argument("--protocol", default="intra")
+    ap.add_argument("--region", choices=REGIONS, default="full")
+    ap.add_argument(
+        "--ring", type=int, default=RING_PX, help="border ring width, px of a 112-px crop"
+    )
+    ap.add_argument("--baseline", action="append", choices=BASELINES, default=None)
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
-    res = run(a.data, a.protocol)
-    if a.json:
-        Path(a.json).write_text(json.dumps({"protocol": a.protocol, "baseline": res}, indent=2))
+    t0 = time.perf_counter()
+    res = run(a.data, a.protocol, a.region, a.ring, tuple(a.baseline or BASELINES), seed=a.seed)
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    if "logreg" in res["models"]:
+        res["baseline"] = res["models"]["logreg"]  # the key pad_model_card.py reads
+    print(markdown(res))
+    write_json(a.json, res)
 
 
 if __name__ == "__main__":
