@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from synth.faces import ASSET_DIR, IED_MM, five_points, mesh_triangles
+from synth.geometry import surface_normals
 from synth.materials import luminance, skin_ir
 from synth.relief import NOSE_TIP_MM, head_relief
 
@@ -84,8 +85,14 @@ def live_depth_ir(
     depth = np.round(z).astype(np.uint16)
     depth[edge > 0] = 0
     nir = skin_ir(luminance(photo.rgb.astype(np.float32) / 255.0), rng)
-    # Active illuminator: the person near the camera is bright, the wall far behind dim.
+    # Active illuminator beside the lens: radiance falls off with range² and with the angle
+    # between the surface and the line of sight (skin: a soft cosine power), so the face is
+    # bright in its middle and darkens towards its edges; the wall far behind is dim.
     falloff = np.clip((distance_mm / np.maximum(z, 1.0)) ** 2, 0, 1.2)
-    ir = np.where(alpha > 0.5, nir, 0.5) * falloff
-    ir = np.clip(ir * 255 * rng.uniform(0.8, 1.0) + rng.normal(0, 2, ir.shape), 0, 255)
+    ndv = -surface_normals(height, mm_per_px)[..., 2]
+    shade = np.where(alpha > 0.5, np.power(np.clip(ndv, 0, 1), 0.6), 0.6)
+    ir = np.where(alpha > 0.5, nir, 0.5) * falloff * shade
+    ir = cv2.GaussianBlur(ir.astype(np.float32), (0, 0), 0.5)
+    sigma = 0.01 + 0.015 * np.sqrt(np.clip(ir, 0, 1))
+    ir = np.clip((ir + rng.standard_normal(ir.shape) * sigma) * 255, 0, 255)
     return depth, ir.astype(np.uint8)
