@@ -95,9 +95,12 @@ def test_recorded_sequence_ends_with_the_expected_decision(
     assert summary.frames_dropped == 0
     with_faces = [e for e in events if e["faces"]]
     assert len(with_faces) >= N_FRAMES - 2, "the face stage should find the face"
-    assert {f["track_id"] for e in with_faces for f in e["faces"]} == {1}
+    # The presented face (the largest, listed first) is one track all along; a scene may
+    # also show a weak second detection (a holder behind a print), tracked apart.
+    assert {e["faces"][0]["track_id"] for e in with_faces} == {1}
     assert events[-1]["faces"][0]["decision"] == expected
-    assert [d["decision"] for d in decisions.events] == [expected]
+    decided = [d["decision"] for d in decisions.events]
+    assert decided and set(decided) == {expected}, decided
 
 
 def test_cli_runs_until_sigterm_and_flushes(tmp_path: Path) -> None:
