@@ -113,10 +113,10 @@ def _write_png(path: Path, img: np.ndarray) -> None:
     path.write_bytes(buf.tobytes())
 
 
-def render_sample(spec: SampleSpec, out: Path) -> dict[str, object]:
+def render_sample(spec: SampleSpec, out: Path, family: str = "main") -> dict[str, object]:
     """Render, crop and write one sample; returns its record for samples.jsonl."""
     cpu0 = time.process_time()
-    scene = render_scene(spec.species, spec.profile, spec.seed, split=spec.split)
+    scene = render_scene(spec.species, spec.profile, spec.seed, split=spec.split, family=family)
     rgb, depth, ir, _ = crop_modalities(
         scene.landmarks, CROP_SIZE, scene.rgb, scene.depth, scene.ir
     )
@@ -141,9 +141,9 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)
 
 
-def _render_task(args: tuple[SampleSpec, str]) -> dict[str, object]:
-    spec, out = args
-    return render_sample(spec, Path(out))
+def _render_task(args: tuple[SampleSpec, str, str]) -> dict[str, object]:
+    spec, out, family = args
+    return render_sample(spec, Path(out), family)
 
 
 def entry(spec: SampleSpec) -> ProtocolEntry:
@@ -209,8 +209,11 @@ def generate_benchmark(
     seed: int = 0,
     progress: bool = True,
     workers: int | None = None,
+    family: str = "main",
 ) -> Path:
-    """Write the benchmark to ``out`` and return the path of its manifest."""
+    """Write the benchmark to ``out`` and return the path of its manifest. ``family`` "alt"
+    renders the cross-generator family (``synth.family``): evaluate a main-family model on
+    its test split with the model's own thresholds."""
     out = Path(out)
     specs = plan(scale, seed)
     for m in ("rgb", "depth", "ir"):
@@ -224,7 +227,7 @@ def generate_benchmark(
         from tqdm import tqdm
 
         bar = tqdm(total=len(specs), desc=f"synth {scale}", unit="sample")
-    tasks = [(s, str(out)) for s in specs]
+    tasks = [(s, str(out), family) for s in specs]
     if workers > 1:
         ctx = mp.get_context("spawn")
         with ctx.Pool(workers, initializer=_worker_init) as pool:
@@ -242,7 +245,7 @@ def generate_benchmark(
     elapsed = time.perf_counter() - t0
     with (out / "samples.jsonl").open("w") as f:
         for rec in records:
-            f.write(json.dumps(rec, sort_keys=True) + "\n")
+            f.write(json.dumps({**rec, "family": family}, sort_keys=True) + "\n")
     protos = protocols(specs)
     proto_counts: dict[str, dict[str, object]] = {}
     for name, splits in protos.items():
@@ -253,6 +256,7 @@ def generate_benchmark(
     manifest = {
         "generator": "flexlive.synth",
         "generator_version": GENERATOR_VERSION,
+        "family": family,
         "seed": seed,
         "scale": scale,
         "crop_size": CROP_SIZE,

@@ -27,11 +27,21 @@ def synth() -> None:
 @click.option("--scale", type=click.Choice(sorted(SCALES)), default="standard", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=int, default=None, help="Worker processes (default: up to 2).")
-def benchmark_cmd(out: Path, scale: str, seed: int, workers: int | None) -> None:
+@click.option(
+    "--family",
+    type=click.Choice(["main", "alt"]),
+    default="main",
+    show_default=True,
+    help="Rendering family; 'alt' (another camera, room and depth sensor) is for "
+    "cross-generator tests only.",
+)
+def benchmark_cmd(out: Path, scale: str, seed: int, workers: int | None, family: str) -> None:
     """Aligned crops + protocol lists (intra, cross_profile, unseen_*) + manifest."""
     from synth.benchmark import generate_benchmark
 
-    manifest = generate_benchmark(out, scale=scale, seed=seed, progress=True, workers=workers)
+    manifest = generate_benchmark(
+        out, scale=scale, seed=seed, progress=True, workers=workers, family=family
+    )
     info = json.loads(manifest.read_text())
     click.echo(
         f"wrote {info['counts']['total']} samples to {out} in {info['seconds']} s "

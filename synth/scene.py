@@ -13,6 +13,7 @@ import numpy as np
 
 from synth.appearance import FaceLook, make_look
 from synth.faces import identities, load_face
+from synth.family import FAMILIES, alt_background, alt_capture
 from synth.geometry import Camera, Pose, project
 from synth.profiles import SensorProfile, get_profile
 from synth.sensor import Lighting, Nuisance, background, composite, sense
@@ -58,6 +59,8 @@ class SceneParams:
     attacker: str
     #: Field of view override (degrees); None = the profile's. Used for portrait photos.
     hfov_deg: float | None = None
+    #: Rendering family (``synth.family``): "main", or "alt" for cross-generator tests.
+    family: str = "main"
 
 
 #: Least distance (mm) between the farthest layer origin of a presentation and the wall.
@@ -170,6 +173,7 @@ def victim_photo(params: SceneParams) -> Photo:
             victim=params.victim,
             attacker=params.victim,
             hfov_deg=hfov,
+            family=params.family,
         )
     )
     return Photo(shot.rgb.astype(np.float32) / 255.0, shot.landmarks.copy())
@@ -228,6 +232,8 @@ def render_params(params: SceneParams, frame_seed: int = 0) -> Scene:
     # extend less than that behind theirs).
     farthest = max(lay.pose.tz for lay in pres.layers)
     bg = background(cam, rng, min_z=farthest + WALL_GAP_MM)
+    if params.family == "alt":
+        bg["rgb"] = alt_background(W, H, _rng(params.seed, 1 + _species_key(params.species), 23))
     comp = composite(pres, cam, bg)
     layer = pres.layers[pres.face_layer]
     lm_obj, oval_obj = _face_box(layer)
@@ -238,6 +244,9 @@ def render_params(params: SceneParams, frame_seed: int = 0) -> Scene:
     # Per-frame noise varies along a sequence; the scene itself does not.
     noise_rng = _rng(params.seed, 1 + _species_key(params.species), 13, frame_seed)
     frame = sense(comp, pres, cam, prof, params.light, params.nuisance, float(lm_z[2]), noise_rng)
+    if params.family == "alt":
+        alt_rng = _rng(params.seed, 1 + _species_key(params.species), 29, frame_seed)
+        frame.rgb, frame.depth, frame.ir = alt_capture(frame.rgb, frame.depth, frame.ir, alt_rng)
     info: dict[str, object] = {
         "victim": params.victim,
         "attacker": params.attacker,
@@ -272,13 +281,18 @@ def render_scene(
     seed: int,
     frame_size: tuple[int, int] | None = None,
     split: str | None = None,
+    family: str = "main",
 ) -> Scene:
     """Render one registered RGB/depth/IR frame of ``species`` seen by sensor ``profile``.
 
     ``frame_size`` is (width, height); the default is the profile's own. The field of view
     stays the profile's, so a larger frame means more pixels on the same face.
     """
-    return render_params(sample_params(species, profile, seed, frame_size, split))
+    if family not in FAMILIES:
+        raise ValueError(f"unknown rendering family '{family}'; choose one of {FAMILIES}")
+    return render_params(
+        replace(sample_params(species, profile, seed, frame_size, split), family=family)
+    )
 
 
 def render_sequence(

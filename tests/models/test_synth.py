@@ -356,3 +356,33 @@ def test_prints_show_a_captured_photograph_of_the_victim() -> None:
     assert 0.12 * w < ied < 0.3 * w
     scene = render_params(params)
     assert scene.info["victim"] == params.victim
+
+
+def test_alt_family_is_another_camera_and_room_main_unchanged() -> None:
+    """The cross-generator family changes the capture, not the scene's ground truth, and
+    leaves the main family's bytes alone."""
+    main_a = render_scene("bona_fide", "d435", 7, split="test")
+    main_b = render_scene("bona_fide", "d435", 7, split="test", family="main")
+    alt = render_scene("bona_fide", "d435", 7, split="test", family="alt")
+    assert main_a.rgb.tobytes() == main_b.rgb.tobytes()
+    assert main_a.depth.tobytes() == main_b.depth.tobytes()
+    for m in ("rgb", "depth", "ir"):
+        a, b = getattr(main_a, m), getattr(alt, m)
+        assert a.shape == b.shape and a.dtype == b.dtype and a.tobytes() != b.tobytes()
+    np.testing.assert_array_equal(main_a.landmarks, alt.landmarks)
+    assert main_a.info["victim"] == alt.info["victim"]
+    # Depth stays a face at the same range: median over the face within a few cm.
+    x1, y1, x2, y2 = np.round(main_a.box).astype(int)
+    da, db = main_a.depth[y1:y2, x1:x2], alt.depth[y1:y2, x1:x2]
+    assert abs(float(np.median(da[da > 0])) - float(np.median(db[db > 0]))) < 30
+    with pytest.raises(ValueError, match="rendering family"):
+        render_scene("bona_fide", "d435", 7, family="nope")
+
+
+def test_alt_family_benchmark_records_its_family(tmp_path: Path) -> None:
+    from synth import generate_benchmark
+
+    manifest = generate_benchmark(tmp_path, scale="tiny", progress=False, workers=1, family="alt")
+    assert json.loads(manifest.read_text())["family"] == "alt"
+    recs = [json.loads(x) for x in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    assert {r["family"] for r in recs} == {"alt"}

@@ -11,6 +11,9 @@ liveness export --checkpoint runs/default-s0/checkpoint.pt --checkpoint runs/def
   --out models/default/flexlive-lite.onnx --data $DATA --protocol combined --version 2.0.0 \
   --training-data "FlexLive synthetic multi-sensor PAD benchmark, generator 2.0.0 (liveness synth benchmark --scale standard --seed 0): real public-domain portrait photographs of 456 people (official U.S. Congress portraits) with fitted 3D face meshes, split by person; protocol 'combined' = both sensor profiles (d435 active stereo, sr305 short-range structured light), 4800 training crops (1560 bona fide; print flat/curved/cut-out, replay phone/tablet/monitor, paper/rigid/silicone masks), 112x112 aligned RGB/depth(mm)/IR. SYNTHETIC DATA ONLY: never a real attack."
 python benchmarks/real_photos.py --json runs/card/real_photos.json
+liveness synth benchmark --out data/synth/alt --scale small --family alt
+liveness eval --model models/default/flexlive-lite.onnx --data data/synth/alt --protocol combined \
+  --thresholds model --json runs/card/cross_generator.json
 python benchmarks/pad_baselines.py --data $DATA --protocol combined --json runs/card/baseline.json
 python benchmarks/pad_occlusion.py --model models/default/flexlive-lite.onnx --data $DATA --protocol combined --n 100 --png runs/card/occlusion.png
 python benchmarks/pad_latency.py --model models/default/flexlive-lite.onnx --threads 2 \
