@@ -21,6 +21,8 @@ from synth.faces import ASSET_DIR, IED_MM, five_points, mesh_triangles
 from synth.geometry import surface_normals
 from synth.materials import luminance, skin_ir
 from synth.relief import NOSE_TIP_MM, head_relief
+from synth.scene import Scene, render_params, sample_params
+from synth.species import PRINT_SPECIES, REPLAY_SPECIES, Photo
 
 
 @dataclass(frozen=True)
@@ -96,3 +98,17 @@ def live_depth_ir(
     sigma = 0.01 + 0.015 * np.sqrt(np.clip(ir, 0, 1))
     ir = np.clip((ir + rng.standard_normal(ir.shape) * sigma) * 255, 0, 255)
     return depth, ir.astype(np.uint8)
+
+
+def attack_scene(
+    photo: RealPhoto, species: str, profile: str = "d435", seed: int = 0
+) -> Scene:
+    """A print or replay of the real photograph ``photo``, rendered by the generator (same
+    sheet, screen and camera models as the benchmark; held-out test identities for any
+    holder in the scene). The photograph is shown as it is: no rendering of the person."""
+    if species not in PRINT_SPECIES + REPLAY_SPECIES:
+        raise ValueError(f"'{species}' does not show a photograph; choose one of "
+                         f"{PRINT_SPECIES + REPLAY_SPECIES}")
+    params = sample_params(species, profile, seed, split="test")
+    shown = Photo(photo.rgb.astype(np.float32) / 255.0, photo.landmarks.astype(np.float64))
+    return render_params(params, photo=shown)

@@ -217,14 +217,20 @@ def _face_visible(layer_id: np.ndarray, lm_px: np.ndarray, face_layer: int) -> f
     return float(seen.sum()) / len(lm_px)
 
 
-def render_params(params: SceneParams, frame_seed: int = 0) -> Scene:
+def render_params(
+    params: SceneParams, frame_seed: int = 0, photo: Photo | None = None
+) -> Scene:
+    """Render ``params``; prints and replays show ``photo`` when given (for example a real
+    photograph, see :func:`synth.realcheck.attack_scene`), else a rendered capture of the
+    victim (:func:`victim_photo`)."""
     prof: SensorProfile = get_profile(params.profile)
     W, H = params.frame_size
     cam = Camera.from_fov(W, H, params.hfov_deg or prof.hfov_deg)
     rng = _rng(params.seed, 1 + _species_key(params.species), 11)
     victim: FaceLook = make_look(load_face(params.victim), rng)
     attacker: FaceLook = make_look(load_face(params.attacker), rng)
-    photo = victim_photo(params) if params.species in PRINT_SPECIES + REPLAY_SPECIES else None
+    if photo is None and params.species in PRINT_SPECIES + REPLAY_SPECIES:
+        photo = victim_photo(params)
     pres = build_presentation(
         params.species, victim, attacker, params.pose, params.pose.tz, rng, photo
     )

@@ -1,0 +1,147 @@
+"""The RGB expert at serving time: MiniFASNet V2 + V1SE on ONNX Runtime.
+
+Two networks trained by their publisher on real live and attack captures, run on the
+publisher's crops (:mod:`models.rgb_expert.crop`) of the colour frame around each face
+that FlexLive's face stage found. The expert's score is the mean of the two networks'
+bona fide (class 1) probabilities, as the publisher combines them.
+
+Like the main engine: load → warm → run → close; thread-safe (no per-call state); one
+face that cannot be cropped fails alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from models.rgb_expert import EXPERT_DIR
+from models.rgb_expert.convert import VARIANTS
+from models.rgb_expert.crop import SIDE, expert_crop, publisher_box
+from service.engine import ModelLoadError, file_sha256
+
+logger = logging.getLogger(__name__)
+
+#: Scores are clipped to [EPS, 1 − EPS] before taking logits.
+EPS = 1e-4
+
+
+@dataclass(frozen=True)
+class ExpertFile:
+    """One ONNX file of the expert: its path, sha256 and crop scale."""
+
+    name: str
+    path: str
+    sha256: str
+    crop_scale: float
+
+
+def logit(p: float) -> float:
+    p = min(1.0 - EPS, max(EPS, float(p)))
+    return math.log(p / (1.0 - p))
+
+
+class RgbExpert:
+    """MiniFASNet V2 (crop ×2.7) and V1SE (crop ×4.0); create with :meth:`load`."""
+
+    name = "minifasnet"
+    version = "v2+v1se"
+
+    def __init__(self, sessions: list[tuple[ort.InferenceSession, ExpertFile]]) -> None:
+        self._sessions: list[tuple[ort.InferenceSession, ExpertFile]] | None = sessions
+        self.files = tuple(f for _, f in sessions)
+        self.warmed = False
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | Path | None = None,
+        *,
+        intra_op_threads: int = 1,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+    ) -> RgbExpert:
+        directory = Path(directory) if directory is not None else EXPERT_DIR
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = intra_op_threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        sessions = []
+        for variant in VARIANTS:
+            path = directory / variant.onnx
+            if not path.is_file():
+                raise ModelLoadError(f"RGB expert file {path} is missing")
+            try:
+                sess = ort.InferenceSession(str(path), opts, providers=list(providers))
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise ModelLoadError(f"{path} is not a loadable ONNX model: {exc}") from None
+            meta = sess.get_modelmeta().custom_metadata_map
+            try:
+                scale = float(meta["crop_scale"])
+            except (KeyError, ValueError):
+                raise ModelLoadError(f"{path}: metadata has no valid 'crop_scale'") from None
+            outputs = [o.name for o in sess.get_outputs()]
+            if "probs" not in outputs:
+                raise ModelLoadError(f"{path}: output 'probs' missing (outputs: {outputs})")
+            info = ExpertFile(variant.onnx, str(path), file_sha256(path), scale)
+            sessions.append((sess, info))
+        logger.info(
+            "RGB expert loaded", extra={"expert": [f"{f.name}:{f.sha256[:12]}" for _, f in sessions]}
+        )
+        return cls(sessions)
+
+    def warmup(self) -> None:
+        rng = np.random.default_rng(0)
+        frame = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+        self.score(frame, [np.array([120.0, 80.0, 200.0, 180.0])])
+        self.warmed = True
+
+    def close(self) -> None:
+        self._sessions = None
+        self.warmed = False
+
+    @property
+    def ready(self) -> bool:
+        return self._sessions is not None and self.warmed
+
+    def crops(self, rgb: np.ndarray, box: Sequence[float]) -> list[np.ndarray]:
+        """The expert's input crops (BGR, SIDE×SIDE×3 uint8) for one face box
+        ``[x1, y1, x2, y2]`` of the RGB frame ``rgb`` (RGB order)."""
+        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        pbox = publisher_box(box)
+        return [expert_crop(bgr, pbox, f.crop_scale) for f in self.files]
+
+    def score(
+        self, rgb: np.ndarray, boxes: Sequence[Sequence[float]]
+    ) -> list[float | Exception]:
+        """Bona fide probability per face box (or the exception that face failed with)."""
+        sessions = self._sessions
+        if sessions is None:
+            raise RuntimeError("the RGB expert is closed")
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"RGB expert needs an H×W×3 uint8 frame, got {rgb.shape} {rgb.dtype}")
+        results: list[float | Exception] = [0.0] * len(boxes)
+        per_face: list[tuple[int, list[np.ndarray]]] = []
+        for i, box in enumerate(boxes):
+            try:
+                per_face.append((i, self.crops(rgb, box)))
+            except Exception as exc:  # one bad face fails alone
+                results[i] = ValueError(f"face {i}: no RGB expert crop: {exc}")
+        if not per_face:
+            return results
+        total = np.zeros(len(per_face))
+        for k, (sess, _) in enumerate(sessions):
+            batch = np.stack([c[k] for _, c in per_face]).astype(np.float32)
+            probs = sess.run(["probs"], {"image": batch})[0]
+            total += np.asarray(probs, np.float64)[:, 1]
+        for (i, _), s in zip(per_face, total / len(sessions), strict=True):
+            results[i] = float(s) if np.isfinite(s) else ValueError(f"face {i}: non-finite")
+        return results
+
+
+__all__ = ["SIDE", "ExpertFile", "RgbExpert", "logit"]
