@@ -90,9 +90,8 @@ class RgbExpert:
                 raise ModelLoadError(f"{path}: output 'probs' missing (outputs: {outputs})")
             info = ExpertFile(variant.onnx, str(path), file_sha256(path), scale)
             sessions.append((sess, info))
-        logger.info(
-            "RGB expert loaded", extra={"expert": [f"{f.name}:{f.sha256[:12]}" for _, f in sessions]}
-        )
+        loaded = [f"{f.name}:{f.sha256[:12]}" for _, f in sessions]
+        logger.info("RGB expert loaded", extra={"expert": loaded})
         return cls(sessions)
 
     def warmup(self) -> None:
@@ -116,9 +115,7 @@ class RgbExpert:
         pbox = publisher_box(box)
         return [expert_crop(bgr, pbox, f.crop_scale) for f in self.files]
 
-    def score(
-        self, rgb: np.ndarray, boxes: Sequence[Sequence[float]]
-    ) -> list[float | Exception]:
+    def score(self, rgb: np.ndarray, boxes: Sequence[Sequence[float]]) -> list[float | Exception]:
         """Bona fide probability per face box (or the exception that face failed with)."""
         sessions = self._sessions
         if sessions is None:

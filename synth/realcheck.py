@@ -100,15 +100,15 @@ def live_depth_ir(
     return depth, ir.astype(np.uint8)
 
 
-def attack_scene(
-    photo: RealPhoto, species: str, profile: str = "d435", seed: int = 0
-) -> Scene:
+def attack_scene(photo: RealPhoto, species: str, profile: str = "d435", seed: int = 0) -> Scene:
     """A print or replay of the real photograph ``photo``, rendered by the generator (same
     sheet, screen and camera models as the benchmark; held-out test identities for any
     holder in the scene). The photograph is shown as it is: no rendering of the person."""
     if species not in PRINT_SPECIES + REPLAY_SPECIES:
-        raise ValueError(f"'{species}' does not show a photograph; choose one of "
-                         f"{PRINT_SPECIES + REPLAY_SPECIES}")
+        raise ValueError(
+            f"'{species}' does not show a photograph; choose one of "
+            f"{PRINT_SPECIES + REPLAY_SPECIES}"
+        )
     params = sample_params(species, profile, seed, split="test")
     shown = Photo(photo.rgb.astype(np.float32) / 255.0, photo.landmarks.astype(np.float64))
     return render_params(params, photo=shown)

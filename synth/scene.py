@@ -217,9 +217,7 @@ def _face_visible(layer_id: np.ndarray, lm_px: np.ndarray, face_layer: int) -> f
     return float(seen.sum()) / len(lm_px)
 
 
-def render_params(
-    params: SceneParams, frame_seed: int = 0, photo: Photo | None = None
-) -> Scene:
+def render_params(params: SceneParams, frame_seed: int = 0, photo: Photo | None = None) -> Scene:
     """Render ``params``; prints and replays show ``photo`` when given (for example a real
     photograph, see :func:`synth.realcheck.attack_scene`), else a rendered capture of the
     victim (:func:`victim_photo`)."""

@@ -127,8 +127,12 @@ def convert(weights_dir: Path, out_dir: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--weights-dir", type=Path, required=True,
-                    help="folder holding the two published .pth state dicts")
+    ap.add_argument(
+        "--weights-dir",
+        type=Path,
+        required=True,
+        help="folder holding the two published .pth state dicts",
+    )
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -52,8 +52,13 @@ class ConvUnit(nn.Module):
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(
-            cin, cout, kernel, stride=stride, padding=kernel // 2 if kernel == 3 else 0,
-            groups=groups, bias=False,
+            cin,
+            cout,
+            kernel,
+            stride=stride,
+            padding=kernel // 2 if kernel == 3 else 0,
+            groups=groups,
+            bias=False,
         )
         self.bn = nn.BatchNorm2d(cout)
         self.prelu: nn.Module | None = nn.PReLU(cout) if act else None
@@ -156,7 +161,10 @@ class MiniFASNet(nn.Module):
         self.conv_6_sep = ConvUnit(int(sep.shape[1]), int(sep.shape[0]), 1)
         dw = state["conv_6_dw.conv.weight"]
         self.conv_6_dw = ConvUnit(
-            int(dw.shape[0]), int(dw.shape[0]), int(dw.shape[-1]), groups=int(dw.shape[0]),
+            int(dw.shape[0]),
+            int(dw.shape[0]),
+            int(dw.shape[-1]),
+            groups=int(dw.shape[0]),
             act=False,
         )
         lin = state["linear.weight"]

@@ -39,7 +39,8 @@ def publisher_box(net: cv2.dnn.Net, image: np.ndarray) -> tuple[list[int], float
     net.setInput(cv2.dnn.blobFromImage(small, 1, mean=(104, 117, 123)), "data")
     out = net.forward("detection_out").squeeze()
     best = int(np.argmax(out[:, 2]))
-    left, top, right, bottom = out[best, 3] * w, out[best, 4] * h, out[best, 5] * w, out[best, 6] * h
+    left, right = out[best, 3] * w, out[best, 5] * w
+    top, bottom = out[best, 4] * h, out[best, 6] * h
     box = [int(left), int(top), int(right - left + 1), int(bottom - top + 1)]
     return box, float(out[best, 2])
 
@@ -47,8 +48,12 @@ def publisher_box(net: cv2.dnn.Net, image: np.ndarray) -> tuple[list[int], float
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("images", nargs="+", type=Path)
-    ap.add_argument("--detector-dir", type=Path, required=True,
-                    help="folder with deploy.prototxt and Widerface-RetinaFace.caffemodel")
+    ap.add_argument(
+        "--detector-dir",
+        type=Path,
+        required=True,
+        help="folder with deploy.prototxt and Widerface-RetinaFace.caffemodel",
+    )
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--min-confidence", type=float, default=0.9)
     args = ap.parse_args(argv)
