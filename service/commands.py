@@ -38,6 +38,18 @@ def _settings_or_exit(**overrides: Any) -> Any:
         raise click.ClickException(str(exc)) from None
 
 
+def _auth_or_exit(settings: Any) -> None:
+    """API keys are read and checked before the model loads (a bad keys file, a short
+    key, a lockout without keys: one readable line, never the key)."""
+    from service.api.auth import check_auth_settings
+    from service.settings import SettingsError
+
+    try:
+        check_auth_settings(settings)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _engine_or_exit(path: Path, settings: Any) -> Any:
     from service.engine import InferenceEngine, ModelLoadError
 
@@ -65,6 +77,7 @@ def serve(host: str | None, port: int | None, model_path: Path | None, workers: 
     from service.logging_setup import configure_logging
 
     settings = _settings_or_exit(host=host, port=port, model_path=model_path)
+    _auth_or_exit(settings)
     configure_logging(settings.log_level, settings.log_json)
     engine = _engine_or_exit(settings.model_path, settings)
     ops = engine.spec.operating_points

@@ -96,6 +96,39 @@ class Metrics:
         self.ready = Gauge(
             "liveness_ready", "1 when the model is loaded and warmed, else 0.", registry=r
         )
+        # API keys and the deployment policy (key *names* as labels, never keys).
+        self.auth_failures = Counter(
+            "liveness_auth_failures",
+            "Requests refused with 401 for a missing or invalid API key, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.key_decisions = Counter(
+            "liveness_key_decisions",
+            "Per-face decisions by API key name (live, spoof, uncertain).",
+            ["key", "decision"],
+            registry=r,
+        )
+        self.key_lockouts = Counter(
+            "liveness_key_lockouts",
+            "Lockout events: an API key locked after repeated spoof decisions.",
+            ["key"],
+            registry=r,
+        )
+        self.key_locked_refusals = Counter(
+            "liveness_key_locked_refusals",
+            "Requests refused with 429 because their API key was locked.",
+            ["key"],
+            registry=r,
+        )
+        self.policy_refusals = Counter(
+            "liveness_policy_refusals",
+            "Requests refused by the deployment policy, by problem kind "
+            "(modality-not-accepted, operating-point-not-allowed).",
+            ["kind"],
+            registry=r,
+        )
+
 
     def set_model(self, info: ModelInfo) -> None:
         self.model_info.clear()

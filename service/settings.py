@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_origin
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models import DEFAULT_MODEL_PATH
@@ -124,6 +124,56 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the service."
     )
+    accepted_modalities: str = Field(
+        default="any",
+        description="Modality sets a decision may rest on: 'any' (every non-empty subset), or "
+        "required sets such as 'rgb+depth+ir,depth+ir' (a request is accepted when it has "
+        "every modality of one set). A request sending less gets 422 modality-not-accepted; "
+        "when modality health drops an image and the subset used falls short, each face is "
+        "'uncertain' (modality_not_accepted) without a score. The daemon applies it per frame.",
+    )
+    client_operating_point: Literal["allow", "deny"] = Field(
+        default="allow",
+        description="'deny' pins the operating point (LIVENESS_OPERATING_POINT or the "
+        "model's default): a request naming another one gets 403 operating-point-not-allowed, "
+        "unless its API key is in LIVENESS_CLIENT_OPERATING_POINT_KEYS.",
+    )
+    client_operating_point_keys: str = Field(
+        default="",
+        description="Comma-separated API key names that may still choose the operating point "
+        "when LIVENESS_CLIENT_OPERATING_POINT=deny.",
+    )
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="API keys as 'name:key' entries separated by commas; unset (and no keys "
+        "file) = no authentication. Keys are at least 16 characters; names go to logs and "
+        "metrics, keys never do.",
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="File of API keys, one 'name:key' per line ('#' comments); refused when "
+        "readable or writable by every user. Adds to LIVENESS_API_KEYS.",
+    )
+    metrics_require_key: bool = Field(
+        default=False,
+        description="GET /metrics needs an API key too (default: open, like /healthz and "
+        "/readyz, for a scraper inside the network).",
+    )
+    lockout_spoofs: int = Field(
+        default=0,
+        ge=0,
+        le=1_000_000,
+        description="Lock an API key after this many requests decided 'spoof' within "
+        "LIVENESS_LOCKOUT_WINDOW_S (0 = off). A locked key gets 429 with Retry-After for "
+        "LIVENESS_LOCKOUT_WINDOW_S seconds. Needs API keys; counted per worker process.",
+    )
+    lockout_window_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="Window in which spoof decisions are counted, and how long a locked key "
+        "stays locked (seconds).",
+    )
     face: FaceStageConfig = Field(
         default_factory=FaceStageConfig,
         description="Face stage (detector, minimum face size, ...); env `LIVENESS_FACE__<FIELD>`.",
@@ -139,6 +189,13 @@ class Settings(BaseSettings):
     def _model_exists(cls, v: Path) -> Path:
         # Existence is checked when the engine loads, where the message can say more.
         return v.expanduser()
+
+    @field_validator("accepted_modalities")
+    @classmethod
+    def _modality_sets(cls, v: str) -> str:
+        from service.policy import ModalityPolicy
+
+        return ",".join(ModalityPolicy.parse(v).names())  # canonical; raises on bad names
 
 
 def unknown_env_keys(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -192,7 +249,7 @@ def load_settings(**overrides: Any) -> Settings:
 
 def _type_name(annotation: Any) -> str:
     text = str(annotation) if get_origin(annotation) else annotation.__name__
-    text = text.replace("typing.", "").replace("pathlib.", "")
+    text = text.replace("typing.", "").replace("pathlib.", "").replace("pydantic.types.", "")
     return text.replace(" | None", " (optional)").replace("|", "or")
 
 
@@ -205,6 +262,8 @@ def _default(field: Any) -> str:
             return str(value.relative_to(Path(__file__).resolve().parents[1]))
         except ValueError:
             return str(value)
+    if value == "":
+        return "(empty)"
     return "unset" if value is None else repr(value).replace("'", "")
 
 

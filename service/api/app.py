@@ -19,12 +19,14 @@ from starlette.concurrency import run_in_threadpool
 
 from service import __version__
 from service.admission import AdmissionControl
+from service.api.auth import Authenticator
 from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.api.problems import install_problem_handlers
 from service.api.routes import router
 from service.engine import InferenceEngine
 from service.metrics import Metrics
 from service.pipeline import LivenessPipeline, build_face_stage
+from service.policy import ModalityPolicy
 from service.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -115,6 +117,8 @@ def create_app(
     state = app.state
     state.settings = settings
     state.metrics = metrics
+    state.auth = Authenticator.from_settings(settings, metrics)  # SettingsError on bad keys
+    state.policy = ModalityPolicy.from_settings(settings)
     state.engine = engine if engine is not None else (pipeline.engine if pipeline else None)
     state.pipeline = pipeline
     state.admission = None

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.admission import AdmissionControl
+from service.api.auth import Caller, metrics_api_key, optional_api_key, require_api_key
 from service.engine import InferenceEngine
 from service.errors import NotReadyError
 from service.metrics import Metrics
@@ -49,3 +50,9 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 EngineDep = Annotated[InferenceEngine, Depends(get_engine)]
 PipelineDep = Annotated[LivenessPipeline, Depends(get_ready_pipeline)]
 AdmissionDep = Annotated[AdmissionControl, Depends(get_admission)]
+#: The caller of POST /liveness: a valid, unlocked API key when keys are configured.
+KeyDep = Annotated[Caller, Depends(require_api_key)]
+#: The caller of GET /v1/models: anyone; ``trusted`` only with a valid key (or no keys).
+OptionalKeyDep = Annotated[Caller, Depends(optional_api_key)]
+#: The caller of GET /metrics: keyed only when LIVENESS_METRICS_REQUIRE_KEY is set.
+MetricsKeyDep = Annotated[Caller, Depends(metrics_api_key)]

@@ -66,10 +66,13 @@ def problem_bytes(status: int, kind: str, title: str, detail: str) -> bytes:
 def from_exception(exc: BaseException) -> JSONResponse:
     """Map any exception to its problem response."""
     if isinstance(exc, ServiceError):
-        headers = None
+        # e.g. WWW-Authenticate on 401, Retry-After on a 429 key lockout
+        headers: dict[str, str] = dict(getattr(exc, "headers", None) or {})
         if isinstance(exc, OverloadedError) or exc.status == 503:
-            headers = {"Retry-After": str(getattr(exc, "retry_after_s", 1))}
-        return problem_response(exc.status, exc.kind, exc.title, exc.detail, exc.field, headers)
+            headers["Retry-After"] = str(getattr(exc, "retry_after_s", 1))
+        return problem_response(
+            exc.status, exc.kind, exc.title, exc.detail, exc.field, headers or None
+        )
     if isinstance(exc, BundleError):
         kind = next((k for key, k in _BUNDLE_KINDS.items() if key in exc.reason), "invalid-bundle")
         if exc.field == "bundle":

@@ -6,13 +6,22 @@ import logging
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from models.spec import MODALITIES
+from service.api.auth import Authenticator, Caller, metrics_api_key
 from service.api.decoding import build_bundle
-from service.api.deps import AdmissionDep, EngineDep, MetricsDep, PipelineDep, SettingsDep
+from service.api.deps import (
+    AdmissionDep,
+    EngineDep,
+    KeyDep,
+    MetricsDep,
+    OptionalKeyDep,
+    PipelineDep,
+    SettingsDep,
+)
 from service.api.schemas import (
     PROBLEM_RESPONSES,
     Health,
@@ -20,12 +29,19 @@ from service.api.schemas import (
     LivenessResponse,
     ModelCard,
     ModelIdentity,
+    ModelSummary,
     Readiness,
 )
 from service.api.uploads import LivenessRequest, read_liveness_request
 from service.errors import ServiceError
 from service.metrics import Metrics
 from service.pipeline import Analysis, LivenessPipeline
+from service.policy import (
+    ModalityNotAcceptedError,
+    ModalityPolicy,
+    OperatingPointNotAllowedError,
+    check_operating_point,
+)
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -78,6 +94,26 @@ def _analyze(pipeline: LivenessPipeline, req: LivenessRequest, settings: Setting
     )
 
 
+def _check_policy(
+    req: LivenessRequest,
+    caller: Caller,
+    policy: ModalityPolicy,
+    pipeline: LivenessPipeline,
+    settings: Settings,
+    metrics: Metrics,
+) -> None:
+    """Refuse what the deployment does not accept (422 / 403), before any decoding."""
+    try:
+        policy.check_sent(req.files)
+        check_operating_point(
+            req.operating_point, pipeline.default_operating_point, settings, caller.key
+        )
+    except (ModalityNotAcceptedError, OperatingPointNotAllowedError) as exc:
+        metrics.policy_refusals.labels(exc.kind).inc()
+        logger.info("refused by policy", extra={"kind": exc.kind, "api_key": caller.key})
+        raise
+
+
 def _record(metrics: Metrics, analysis: Analysis) -> None:
     for stage, ms in analysis.timings_ms.items():
         metrics.stage_latency.labels(stage).observe(ms / 1000.0)
@@ -102,6 +138,7 @@ def _record(metrics: Metrics, analysis: Analysis) -> None:
 )
 async def liveness(
     request: Request,
+    caller: KeyDep,
     pipeline: PipelineDep,
     settings: SettingsDep,
     metrics: MetricsDep,
@@ -109,6 +146,8 @@ async def liveness(
 ) -> LivenessResponse:
     async with admission.slot():
         req = await read_liveness_request(request)
+        policy: ModalityPolicy = request.app.state.policy
+        _check_policy(req, caller, policy, pipeline, settings, metrics)
         if not req.cropped and not request.app.state.face_ready:
             raise DetectorUnavailableError(
                 "full-frame detection is unavailable on this server (see its log); "
@@ -116,11 +155,16 @@ async def liveness(
                 field="cropped",
             )
         analysis = await run_in_threadpool(_analyze, pipeline, req, settings)
+    # The policy applies to the subset actually used (modality health may drop an image).
+    analysis = policy.enforce(analysis)
     _record(metrics, analysis)
+    auth: Authenticator = request.app.state.auth
+    auth.record_decisions(caller.key, [f.decision for f in analysis.faces])
     rid = request.state.request_id
     logger.info(
         "analysis",
         extra={
+            "api_key": caller.key,
             "modalities_received": analysis.modalities_received,
             "modalities_used": analysis.modalities_used,
             "cropped": req.cropped,
@@ -179,16 +223,34 @@ async def readyz(request: Request) -> Any:
     return body
 
 
-@router.get("/metrics", summary="Prometheus metrics (text exposition)")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (text exposition)",
+    dependencies=[Depends(metrics_api_key)],
+)
 async def metrics_endpoint(metrics: MetricsDep) -> Response:
     from service.metrics import CONTENT_TYPE
 
     return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
 
-@router.get("/v1/models", response_model=ModelCard, summary="The model card of the loaded model")
-async def model_card(engine: EngineDep, request: Request) -> ModelCard:
+@router.get(
+    "/v1/models",
+    response_model=ModelCard | ModelSummary,
+    summary="The model card of the loaded model (a summary without a key when keys are on)",
+)
+async def model_card(engine: EngineDep, request: Request, caller: OptionalKeyDep) -> Any:
     spec = engine.spec
+    policy: ModalityPolicy = request.app.state.policy
+    if not caller.trusted:
+        # Thresholds and per-species error rates are an attacker's map: only a caller
+        # with a key sees them once keys are configured (docs/security.md).
+        return ModelSummary(
+            name=spec.name,
+            version=spec.version,
+            modalities=list(MODALITIES),
+            accepted_modalities=policy.names(),
+        )
     pipeline = request.app.state.pipeline
     margin = pipeline.uncertain_margin if pipeline is not None else spec.uncertain_margin
     return ModelCard(
@@ -213,4 +275,6 @@ async def model_card(engine: EngineDep, request: Request) -> ModelCard:
         evaluation=spec.evaluation,
         created=spec.created,
         has_pixel_map=spec.has_pixel_map,
+        accepted_modalities=policy.names(),
+        client_operating_point=request.app.state.settings.client_operating_point,
     )

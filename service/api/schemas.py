@@ -108,14 +108,43 @@ class ModelCard(BaseModel):
     evaluation: dict[str, Any]
     created: str
     has_pixel_map: bool
+    accepted_modalities: list[str] = Field(
+        default_factory=lambda: ["any"],
+        description="Modality sets this deployment decides on ('any', or required sets such "
+        "as 'rgb+depth+ir'); see LIVENESS_ACCEPTED_MODALITIES",
+    )
+    client_operating_point: Literal["allow", "deny"] = Field(
+        default="allow",
+        description="'deny': requests may not choose another operating point than "
+        "default_operating_point (403), except with a key allowed to",
+    )
+
+
+class ModelSummary(BaseModel):
+    """What ``GET /v1/models`` shows a caller without an API key when keys are configured."""
+
+    name: str
+    version: str
+    modalities: list[str]
+    accepted_modalities: list[str] = Field(
+        description="Modality sets this deployment decides on ('any', or required sets such "
+        "as 'rgb+depth+ir')"
+    )
+    detail: str = Field(
+        default="send an API key for the full model card (thresholds, evaluation)",
+    )
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "description": desc, "content": {"application/problem+json": {}}}
     for status, desc in {
+        401: "API key missing or invalid (when keys are configured); see WWW-Authenticate",
+        403: "The operating point is pinned by the deployment",
         413: "Request body or image over the limit",
         415: "Neither multipart/form-data nor application/json",
-        422: "A field is missing, undecodable, of the wrong type or size",
+        422: "A field is missing, undecodable, of the wrong type or size, or the modalities "
+        "sent are not accepted by the deployment (modality-not-accepted)",
+        429: "The API key is locked after repeated spoof decisions; see Retry-After",
         503: "Overloaded or not ready; see Retry-After",
     }.items()
 }

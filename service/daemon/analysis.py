@@ -1,5 +1,11 @@
 """The production analyser: :class:`service.pipeline.LivenessPipeline` behind
-:class:`~service.daemon.types.FrameAnalyzer`, and how the CLI builds it from a model path."""
+:class:`~service.daemon.types.FrameAnalyzer`, and how the CLI builds it from a model path.
+
+The deployment's modality policy (``LIVENESS_ACCEPTED_MODALITIES`` or ``--accepted-modalities``,
+see :mod:`service.policy`) applies to every frame: a frame whose *used* modalities fall
+short (a sensor dropped out, or modality health dropped a broken image) has every face
+``uncertain`` with reason ``modality_not_accepted`` and no score, so it neither builds nor
+breaks a track's streak — a dropout cannot silently downgrade the decision."""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from typing import Any
 
 from sensors.bundle import FrameBundle
 from service.daemon.types import FaceObservation, FrameAnalysis, OperatingPoint
+from service.policy import ModalityPolicy
 
 log = logging.getLogger(__name__)
 
@@ -16,8 +23,16 @@ log = logging.getLogger(__name__)
 class PipelineAnalyzer:
     """Adapts a ``LivenessPipeline`` (face stage + ONNX model + per-frame decision)."""
 
-    def __init__(self, pipeline: Any, operating_point: str | None = None) -> None:
+    def __init__(
+        self,
+        pipeline: Any,
+        operating_point: str | None = None,
+        policy: ModalityPolicy | None = None,
+    ) -> None:
         self.pipeline = pipeline
+        self.policy = (
+            policy if policy is not None else ModalityPolicy.from_settings(pipeline.settings)
+        )
         name, threshold = pipeline.resolve_operating_point(operating_point)
         self._op = OperatingPoint(name, float(threshold), float(pipeline.uncertain_margin))
 
@@ -34,7 +49,9 @@ class PipelineAnalyzer:
         self.pipeline.warmup()
 
     def analyze(self, bundle: FrameBundle) -> FrameAnalysis:
-        result = self.pipeline.analyze(bundle, cropped=False, operating_point=self._op.name)
+        result = self.policy.enforce(
+            self.pipeline.analyze(bundle, cropped=False, operating_point=self._op.name)
+        )
         return FrameAnalysis(
             faces=[
                 FaceObservation(
@@ -82,4 +99,5 @@ def build_pipeline_analyzer(
     stage = build_face_stage(settings.face, engine.spec.input_size)
     pipeline = LivenessPipeline(engine, stage, settings)
     log.info("model %s %s (%s)", engine.info.name, engine.info.version, settings.model_path)
+    log.info("accepted modality sets: %s", settings.accepted_modalities)
     return PipelineAnalyzer(pipeline, operating_point)

@@ -55,6 +55,13 @@ log = logging.getLogger(__name__)
 )
 @click.option("--operating-point", default=None, help="Model operating point (e.g. eer).")
 @click.option(
+    "--accepted-modalities",
+    default=None,
+    help="Modality sets a decision may rest on, e.g. 'rgb+depth+ir,depth+ir'; a frame whose "
+    "used modalities fall short is uncertain (modality_not_accepted) "
+    "[env LIVENESS_ACCEPTED_MODALITIES, any].",
+)
+@click.option(
     "--on-end",
     type=click.Choice(["stop", "reopen"]),
     default="stop",
@@ -86,6 +93,7 @@ def daemon(
     no_http: bool,
     model_path: Path | None,
     operating_point: str | None,
+    accepted_modalities: str | None,
     on_end: str,
     queue_size: int,
     stall_timeout: float,
@@ -127,7 +135,7 @@ def daemon(
     except ValidationError as exc:
         raise click.UsageError(str(exc)) from None
 
-    analyzer = _build_analyzer(model_path, operating_point)
+    analyzer = _build_analyzer(model_path, operating_point, accepted_modalities)
     runner = LivenessDaemon(
         lambda: create_source(source_config),
         analyzer,
@@ -158,11 +166,15 @@ def daemon(
     sys.stdout.flush()
 
 
-def _build_analyzer(model_path: Path | None, operating_point: str | None) -> Any:
+def _build_analyzer(
+    model_path: Path | None, operating_point: str | None, accepted_modalities: str | None
+) -> Any:
     from service.daemon.analysis import build_pipeline_analyzer
 
     try:
-        return build_pipeline_analyzer(model_path, operating_point)
+        return build_pipeline_analyzer(
+            model_path, operating_point, accepted_modalities=accepted_modalities
+        )
     except Exception as exc:  # settings/model errors carry a readable message
         name = type(exc).__name__
         if name in {"SettingsError", "ModelLoadError", "InputError"}:
