@@ -144,8 +144,8 @@ class ModalityPolicy:
         if not sent or self.accepts(sent):
             return  # an empty request is the decoder's 422 (empty-request)
         raise ModalityNotAcceptedError(
-            f"this deployment decides on {self.describe()} (each set must be sent "
-            f"complete); the request sent {subset_name(sent)}",
+            f"this deployment decides on {self.describe()} (a request must include every "
+            f"image of one of these sets); the request sent {subset_name(sent)}",
             field="modalities",
         )
 
