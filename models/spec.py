@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from itertools import combinations
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from models.fusion import ExpertFusion
 
 SCHEMA_VERSION = 1
 
@@ -124,6 +127,13 @@ class ModelSpec(BaseModel):
     ood_percentile: float | None = Field(
         default=None, gt=0, le=100, description="Dev-split percentile the OOD thresholds sit at"
     )
+    rgb_expert: dict[str, Any] | None = Field(
+        default=None,
+        description="Fusion with the RGB expert (models.fusion.ExpertFusion as JSON): per "
+        "modality subset with colour, logistic weights and fused operating points. None: the "
+        "model was not calibrated with an expert; the service then reports the expert's score "
+        "without fusing it.",
+    )
 
     @field_validator("schema_version")
     @classmethod
@@ -166,6 +176,23 @@ class ModelSpec(BaseModel):
                 raise ValueError(f"OOD threshold of subset '{subset}' must be positive")
             out[subset_name(parse_subset(subset))] = float(t)
         return out
+
+    @field_validator("rgb_expert")
+    @classmethod
+    def _expert(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is None:
+            return None
+        from models.fusion import ExpertFusion  # models.fusion imports this module
+
+        return ExpertFusion.model_validate(v).model_dump(mode="json")
+
+    def expert_fusion(self) -> ExpertFusion | None:
+        """The RGB-expert fusion parameters, parsed (None when absent)."""
+        if self.rgb_expert is None:
+            return None
+        from models.fusion import ExpertFusion
+
+        return ExpertFusion.model_validate(self.rgb_expert)
 
     @model_validator(mode="after")
     def _cross(self) -> ModelSpec:

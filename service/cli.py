@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("models.commands:evaluate", "Evaluate a model on a protocol (PAD metrics)."),
     "export": ("models.commands:export", "Export a trained checkpoint to ONNX with metadata."),
     "bench": ("service.commands:bench", "Measure latency/throughput of the serving path."),
+    "expert": ("service.expert_eval:expert", "Calibrate/evaluate the RGB expert's fusion."),
 }
 
 

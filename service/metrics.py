@@ -47,7 +47,8 @@ class Metrics:
         )
         self.stage_latency = Histogram(
             "liveness_stage_duration_seconds",
-            "Wall time of one pipeline stage (decode, face, inference, total) per request.",
+            "Wall time of one pipeline stage (decode, face, inference, rgb_expert, total) per "
+            "request.",
             ["stage"],
             buckets=LATENCY_BUCKETS,
             registry=r,
@@ -56,6 +57,14 @@ class Metrics:
             "liveness_decisions",
             "Per-face decisions at the operating point (live, spoof, uncertain).",
             ["decision"],
+            registry=r,
+        )
+        self.component_scores = Histogram(
+            "liveness_component_score",
+            "Bona fide score per face and component: 'flexmodal', 'rgb_expert', and 'fused' "
+            "when the two were fused (a drift of one component shows here first).",
+            ["component"],
+            buckets=(0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99),
             registry=r,
         )
         self.faces_per_request = Histogram(
@@ -128,7 +137,6 @@ class Metrics:
             ["kind"],
             registry=r,
         )
-
 
     def set_model(self, info: ModelInfo) -> None:
         self.model_info.clear()

@@ -25,6 +25,7 @@ from service.engine import InferenceEngine, ModelInfo, Scored
 from service.errors import InputError
 from service.face.config import FaceStageConfig
 from service.face.types import FaceStageResult, Reason
+from service.rgb_expert import RgbExpert
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ REASON_INFERENCE_FAILED = "inference_failed"
 #: The face's embedding is farther from the training data of its modality subset than the
 #: model's dev-calibrated OOD threshold (see ``models.ood``): no confident answer.
 REASON_OUT_OF_DISTRIBUTION = "out_of_distribution"
+#: Names of the score components in ``FaceAnalysis.scores``.
+COMPONENT_FLEXMODAL = "flexmodal"
+COMPONENT_RGB_EXPERT = "rgb_expert"
 
 
 class FaceStageLike(Protocol):
@@ -46,6 +50,13 @@ class FaceStageLike(Protocol):
     def process_cropped(self, bundle: FrameBundle) -> FaceStageResult: ...
 
     def warmup(self) -> None: ...
+
+
+def load_rgb_expert(settings: Any) -> RgbExpert | None:
+    """The RGB expert when ``settings.rgb_expert`` is on (the default), else None."""
+    if not bool(getattr(settings, "rgb_expert", True)):
+        return None
+    return RgbExpert.load(intra_op_threads=int(getattr(settings, "rgb_expert_threads", 1)))
 
 
 def build_face_stage(config: FaceStageConfig, input_size: int) -> FaceStageLike:
@@ -67,6 +78,8 @@ class FaceAnalysis:
     quality: dict[str, float] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     ood_distance: float | None = None  # distance to the training data; None without OOD
+    #: The components behind ``score``: "flexmodal" and, when it ran, "rgb_expert".
+    scores: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,6 +96,8 @@ class Analysis:
     reasons: list[str]
     timings_ms: dict[str, float]
     detector: str = ""
+    #: How ``score`` was made: "flexmodal", or "flexmodal+rgb_expert" when fused.
+    scoring: str = COMPONENT_FLEXMODAL
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,10 +123,18 @@ def _reason(r: Any) -> str:
 class LivenessPipeline:
     """Face stage → model → decision, for any non-empty modality subset."""
 
-    def __init__(self, engine: InferenceEngine, face_stage: FaceStageLike, settings: Any) -> None:
+    def __init__(
+        self,
+        engine: InferenceEngine,
+        face_stage: FaceStageLike,
+        settings: Any,
+        expert: RgbExpert | None = None,
+    ) -> None:
         self.engine = engine
         self.face_stage = face_stage
         self.settings = settings
+        self.expert = expert
+        self.fusion = engine.spec.expert_fusion() if expert is not None else None
         spec = engine.spec
         default_op = getattr(settings, "operating_point", None) or spec.default_operating_point
         if default_op not in spec.operating_points:
@@ -128,6 +151,8 @@ class LivenessPipeline:
     def warmup(self) -> None:
         self.engine.warmup()
         self.face_stage.warmup()
+        if self.expert is not None:
+            self.expert.warmup()
 
     @property
     def ready(self) -> bool:
@@ -190,16 +215,56 @@ class LivenessPipeline:
             scores = list(self.engine.score([f.crops for f in staged.faces]))
         inference_ms = _ms(t0)
 
+        # The RGB expert needs the colour frame around each face (its crops are 2.7 and 4
+        # times the face box), so it runs on full frames only, not on aligned crops.
+        t0 = time.perf_counter()
+        expert_scores: list[float | Exception | None] = [None] * len(staged.faces)
+        run_expert = (
+            self.expert is not None
+            and not cropped
+            and supported
+            and "rgb" in used
+            and bundle.rgb is not None
+            and bool(staged.faces)
+        )
+        if run_expert:
+            assert self.expert is not None and bundle.rgb is not None
+            expert_scores = list(
+                self.expert.score(bundle.rgb, [f.detection.box for f in staged.faces])
+            )
+        expert_ms = _ms(t0)
+        subset_fusion = self.fusion.for_subset(used) if (self.fusion and run_expert) else None
+        fused_threshold = (
+            subset_fusion.operating_points.get(op) if subset_fusion is not None else None
+        )
+        if fused_threshold is None:
+            subset_fusion = None
+        else:
+            threshold = fused_threshold
+
         faces: list[FaceAnalysis] = []
-        for cand, score in zip(staged.faces, scores, strict=True):
+        for cand, score, expert in zip(staged.faces, scores, expert_scores, strict=True):
             reasons = [_reason(r) for r in cand.reasons]
             value: float | None = None
             distance: float | None = None
+            components: dict[str, float | None] = {}
+            if isinstance(expert, Exception):
+                logger.warning("RGB expert failed on a face: %s", expert)
             if isinstance(score, Exception):
                 logger.warning("face not scored: %s", score)
                 reasons.append(REASON_INFERENCE_FAILED)
             elif score is not None:
                 value = round(score.score, 6)
+                components[COMPONENT_FLEXMODAL] = value
+                if run_expert:
+                    e = round(expert, 6) if isinstance(expert, float) else None
+                    components[COMPONENT_RGB_EXPERT] = e
+                    if subset_fusion is not None:
+                        # Without the expert's score the fused threshold does not apply.
+                        if e is None:
+                            reasons.append(REASON_INFERENCE_FAILED)
+                        else:
+                            value = round(subset_fusion.fuse(score.score, e), 6)
                 if score.ood_distance is not None:
                     distance = round(score.ood_distance, 4)
                     if ood_threshold is not None and distance > ood_threshold:
@@ -222,12 +287,14 @@ class LivenessPipeline:
                     quality={k: round(float(v), 4) for k, v in cand.quality.items()},
                     reasons=list(dict.fromkeys(reasons)),
                     ood_distance=distance,
+                    scores=components,
                 )
             )
         timings = {
             "decode": round(decode_ms, 3),
             "face": face_ms,
             "inference": inference_ms,
+            "rgb_expert": expert_ms,
             "total": round(decode_ms + _ms(t_start), 3),
         }
         return Analysis(
@@ -241,6 +308,11 @@ class LivenessPipeline:
             reasons=list(dict.fromkeys(frame_reasons)),
             timings_ms=timings,
             detector=getattr(staged, "detector", ""),
+            scoring=(
+                f"{COMPONENT_FLEXMODAL}+{COMPONENT_RGB_EXPERT}"
+                if subset_fusion is not None
+                else COMPONENT_FLEXMODAL
+            ),
         )
 
     @staticmethod

@@ -51,6 +51,7 @@ class RgbExpert:
 
     name = "minifasnet"
     version = "v2+v1se"
+    licence = "Apache-2.0 (Minivision); see models/rgb_expert/README.md and LICENSE"
 
     def __init__(self, sessions: list[tuple[ort.InferenceSession, ExpertFile]]) -> None:
         self._sessions: list[tuple[ort.InferenceSession, ExpertFile]] | None = sessions
@@ -108,14 +109,16 @@ class RgbExpert:
     def ready(self) -> bool:
         return self._sessions is not None and self.warmed
 
-    def crops(self, rgb: np.ndarray, box: Sequence[float]) -> list[np.ndarray]:
+    def crops(self, rgb: np.ndarray, box: Sequence[float] | np.ndarray) -> list[np.ndarray]:
         """The expert's input crops (BGR, SIDE×SIDE×3 uint8) for one face box
         ``[x1, y1, x2, y2]`` of the RGB frame ``rgb`` (RGB order)."""
-        bgr = np.ascontiguousarray(rgb[..., ::-1])
         pbox = publisher_box(box)
-        return [expert_crop(bgr, pbox, f.crop_scale) for f in self.files]
+        # Crop and resize first, then swap channels: the networks take BGR.
+        return [expert_crop(rgb, pbox, f.crop_scale)[..., ::-1] for f in self.files]
 
-    def score(self, rgb: np.ndarray, boxes: Sequence[Sequence[float]]) -> list[float | Exception]:
+    def score(
+        self, rgb: np.ndarray, boxes: Sequence[Sequence[float] | np.ndarray]
+    ) -> list[float | Exception]:
         """Bona fide probability per face box (or the exception that face failed with)."""
         sessions = self._sessions
         if sessions is None:

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
         "shared or busy CPUs spinning steals cycles from the HTTP server and the face stage "
         "and lengthens tail latency; turn on for a dedicated inference host.",
     )
+    rgb_expert: bool = Field(
+        default=True,
+        description="Also run the RGB expert (MiniFASNet, trained on real captures) on every "
+        "full-frame face with colour and fuse its score with the flexible-modal model's, with "
+        "the fusion calibrated in the model's metadata. Off: the flexible-modal model alone.",
+    )
     providers: Literal["auto", "cpu", "cuda"] = Field(
         default="auto",
         description="Execution provider: 'auto' = CUDA when onnxruntime-gpu sees a GPU, else "

@@ -17,7 +17,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from synth.faces import ASSET_DIR, IED_MM, five_points, mesh_triangles
+from synth.faces import ASSET_DIR, IED_MM, five_points, load_face, manifest, mesh_triangles
 from synth.geometry import surface_normals
 from synth.materials import luminance, skin_ir
 from synth.relief import NOSE_TIP_MM, head_relief
@@ -93,11 +93,11 @@ def live_depth_ir(
     falloff = np.clip((distance_mm / np.maximum(z, 1.0)) ** 2, 0, 1.2)
     ndv = -surface_normals(height, mm_per_px)[..., 2]
     shade = np.where(alpha > 0.5, np.power(np.clip(ndv, 0, 1), 0.6), 0.6)
-    ir = np.where(alpha > 0.5, nir, 0.5) * falloff * shade
-    ir = cv2.GaussianBlur(ir.astype(np.float32), (0, 0), 0.5)
+    lit = np.where(alpha > 0.5, nir, 0.5) * falloff * shade
+    ir = cv2.GaussianBlur(lit.astype(np.float32), (0, 0), 0.5)
     sigma = 0.01 + 0.015 * np.sqrt(np.clip(ir, 0, 1))
-    ir = np.clip((ir + rng.standard_normal(ir.shape) * sigma) * 255, 0, 255)
-    return depth, ir.astype(np.uint8)
+    noisy = np.clip((ir + rng.standard_normal(ir.shape) * sigma) * 255, 0, 255)
+    return depth, noisy.astype(np.uint8)
 
 
 def attack_scene(photo: RealPhoto, species: str, profile: str = "d435", seed: int = 0) -> Scene:
@@ -112,3 +112,19 @@ def attack_scene(photo: RealPhoto, species: str, profile: str = "d435", seed: in
     params = sample_params(species, profile, seed, split="test")
     shown = Photo(photo.rgb.astype(np.float32) / 255.0, photo.landmarks.astype(np.float64))
     return render_params(params, photo=shown)
+
+
+def library_photo(name: str) -> RealPhoto:
+    """A face-library photograph (``assets/faces/<name>.jpg``: a real portrait, cropped and
+    scaled so the eyes sit at fixed points, never warped) as a camera frame. Use the
+    identities of one split only (:func:`synth.faces.identities`)."""
+    face = load_face(name)
+    row = next((r for r in manifest() if r["id"] == name), {})
+    return RealPhoto(
+        name=name,
+        rgb=face.rgb,
+        mesh=np.asarray(face.mesh, np.float32),
+        person=face.person,
+        source=f"{row.get('source', '?')}: {row.get('source_path', '?')}",
+        licence=row.get("licence", "?"),
+    )

@@ -126,10 +126,10 @@ def head_relief(
     edge_heights = mh[inside]  # raster order = label order
     hb = edge_heights[np.clip(labels - 1, 0, max(edge_heights.size - 1, 0))]
     # Nearest-pixel heights streak radially; smooth them along the edge.
-    hb = cv2.GaussianBlur(hb.astype(np.float32), (0, 0), 0.25 * ied)
+    hb_smooth = cv2.GaussianBlur(hb.astype(np.float32), (0, 0), 0.25 * ied)
     d_edge = cv2.distanceTransform((alpha > 0.5).astype(np.uint8), cv2.DIST_L2, 5)
     t = d_face / np.maximum(d_face + d_edge, 1e-3)
-    dome = hb * np.sqrt(np.clip(1.0 - t * t, 0.0, 1.0))
+    dome = hb_smooth * np.sqrt(np.clip(1.0 - t * t, 0.0, 1.0))
     height = np.where(inside, mh, dome)
     # Neck (a cylinder behind the face) and shoulders further back, below the jaw.
     neck_half = 0.75 * ied

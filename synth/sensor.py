@@ -115,8 +115,8 @@ def _backdrop(W: int, H: int, rng: np.random.Generator) -> np.ndarray:
     pool = identities()
     face = load_face(pool[int(rng.integers(len(pool)))])
     small = cv2.resize(face.rgb, (100, 120), interpolation=cv2.INTER_AREA)
-    hole = cv2.resize(face.person, (100, 120)) > 0.2
-    hole = cv2.dilate(hole.astype(np.uint8), np.ones((7, 7), np.uint8))
+    near = cv2.resize(face.person, (100, 120)) > 0.2
+    hole = cv2.dilate(near.astype(np.uint8), np.ones((7, 7), np.uint8))
     filled = cv2.inpaint(small, hole, 9, cv2.INPAINT_TELEA)
     if rng.random() < 0.5:
         filled = filled[:, ::-1]

@@ -47,10 +47,37 @@ VARIANTS = (
 )
 
 
+class FastPReLU(nn.Module):
+    """PReLU written as ``relu(x) − a · relu(−x)``: identical values, but ONNX Runtime runs
+    these element-wise ops fast and keeps the convolutions in its blocked layout, where its
+    ``PRelu`` kernel with a per-channel slope took 60 % of the network's time (profiled)."""
+
+    slope: torch.Tensor
+
+    def __init__(self, prelu: nn.PReLU) -> None:
+        super().__init__()
+        self.register_buffer("slope", prelu.weight.detach().clone().view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x) - self.slope * torch.relu(-x)
+
+
+def with_fast_prelu(net: nn.Module) -> nn.Module:
+    """A copy of ``net`` whose PReLU modules are :class:`FastPReLU`."""
+    import copy
+
+    out = copy.deepcopy(net)
+    for module in list(out.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, nn.PReLU):
+                setattr(module, child_name, FastPReLU(child))
+    return out
+
+
 class PixelWrapper(nn.Module):
     """NHWC BGR 0–255 → the network → (logits, softmax)."""
 
-    def __init__(self, net: MiniFASNet) -> None:
+    def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
 
@@ -75,7 +102,7 @@ def export(net: MiniFASNet, variant: Variant, source_sha256: str, path: Path) ->
         # The TorchScript exporter gives a plain opset-17 graph without onnxscript.
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            PixelWrapper(net).eval(),
+            PixelWrapper(with_fast_prelu(net)).eval(),
             (dummy,),
             str(path),
             input_names=["image"],

@@ -39,7 +39,7 @@ MTCNN_TO_PUBLISHER = BoxMapping(dx=0.008, dy=0.073, sx=1.134, sy=0.877)
 
 
 def publisher_box(
-    box: Sequence[float], mapping: BoxMapping = MTCNN_TO_PUBLISHER
+    box: Sequence[float] | np.ndarray, mapping: BoxMapping = MTCNN_TO_PUBLISHER
 ) -> tuple[float, float, float, float]:
     """The publisher's ``[x, y, w, h]`` box for an MTCNN ``[x1, y1, x2, y2]`` box."""
     x1, y1, x2, y2 = (float(v) for v in box[:4])

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--min-confidence", type=float, default=0.9)
     args = ap.parse_args(argv)
-    net = cv2.dnn.readNetFromCaffe(
+    net = cv2.dnn.readNetFromCaffe(  # type: ignore[attr-defined]  # OpenCV 4 only
         str(args.detector_dir / "deploy.prototxt"),
         str(args.detector_dir / "Widerface-RetinaFace.caffemodel"),
     )

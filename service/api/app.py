@@ -25,7 +25,7 @@ from service.api.problems import install_problem_handlers
 from service.api.routes import router
 from service.engine import InferenceEngine
 from service.metrics import Metrics
-from service.pipeline import LivenessPipeline, build_face_stage
+from service.pipeline import LivenessPipeline, build_face_stage, load_rgb_expert
 from service.policy import ModalityPolicy
 from service.settings import Settings, load_settings
 
@@ -73,7 +73,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine: InferenceEngine = state.engine
     if state.pipeline is None:
         stage = build_face_stage(settings.face, engine.spec.input_size)
-        state.pipeline = LivenessPipeline(engine, stage, settings)
+        expert = await run_in_threadpool(load_rgb_expert, settings)
+        state.pipeline = LivenessPipeline(engine, stage, settings, expert)
     state.metrics.set_model(engine.info)
 
     def on_change(active: int, waiting: int) -> None:

@@ -24,6 +24,8 @@ from service.api.deps import (
 )
 from service.api.schemas import (
     PROBLEM_RESPONSES,
+    ExpertCard,
+    ExpertFileCard,
     Health,
     LivenessJSONRequest,
     LivenessResponse,
@@ -119,6 +121,11 @@ def _record(metrics: Metrics, analysis: Analysis) -> None:
         metrics.stage_latency.labels(stage).observe(ms / 1000.0)
     for face in analysis.faces:
         metrics.decisions.labels(face.decision).inc()
+        for component, value in face.scores.items():
+            if value is not None:
+                metrics.component_scores.labels(component).observe(value)
+        if len(face.scores) > 1 and face.score is not None and analysis.scoring != "flexmodal":
+            metrics.component_scores.labels("fused").observe(face.score)
         for r in face.reasons:
             metrics.reasons.labels(r).inc()
     for r in analysis.reasons:
@@ -190,6 +197,7 @@ async def liveness(
             "reasons": analysis.reasons,
             "timings_ms": analysis.timings_ms,
             "detector": analysis.detector,
+            "scoring": analysis.scoring,
         }
     )
 
@@ -277,4 +285,21 @@ async def model_card(engine: EngineDep, request: Request, caller: OptionalKeyDep
         has_pixel_map=spec.has_pixel_map,
         accepted_modalities=policy.names(),
         client_operating_point=request.app.state.settings.client_operating_point,
+        experts=_expert_cards(pipeline),
     )
+
+
+def _expert_cards(pipeline: LivenessPipeline | None) -> list[ExpertCard]:
+    expert = pipeline.expert if pipeline is not None else None
+    if pipeline is None or expert is None:
+        return []
+    fused = sorted(pipeline.fusion.subsets) if pipeline.fusion is not None else []
+    return [
+        ExpertCard(
+            name=expert.name,
+            version=expert.version,
+            files=[ExpertFileCard(name=f.name, sha256=f.sha256) for f in expert.files],
+            licence=expert.licence,
+            fused_subsets=fused,
+        )
+    ]

@@ -35,6 +35,12 @@ class Face(BaseModel):
         description="Distance of the face to the model's training data for the modalities "
         "used; above the model's threshold the face is uncertain (out_of_distribution)",
     )
+    scores: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="The components behind 'score': 'flexmodal' (the flexible-modal model) "
+        "and, on full frames with colour when the RGB expert is on, 'rgb_expert' (MiniFASNet, "
+        "trained on real captures); null when that component failed",
+    )
 
 
 class LivenessResponse(BaseModel):
@@ -45,8 +51,15 @@ class LivenessResponse(BaseModel):
     modalities_used: list[str] = Field(description="Received modalities that passed health")
     faces: list[Face] = Field(description="One entry per face, largest first; may be empty")
     reasons: list[str] = Field(description="Frame-level reason codes, e.g. no_face")
-    timings_ms: dict[str, float] = Field(description="decode, face, inference, total (ms)")
+    timings_ms: dict[str, float] = Field(
+        description="decode, face, inference, rgb_expert, total (ms)"
+    )
     detector: str = Field(description="Which detector found the faces ('cropped' for crops)")
+    scoring: str = Field(
+        default="flexmodal",
+        description="How 'score' was made: 'flexmodal', or 'flexmodal+rgb_expert' when the "
+        "two components were fused (the operating point's threshold is then the fused one)",
+    )
 
 
 class LivenessJSONRequest(BaseModel):
@@ -85,6 +98,21 @@ class Readiness(BaseModel):
     detail: str = ""
 
 
+class ExpertFileCard(BaseModel):
+    name: str
+    sha256: str
+
+
+class ExpertCard(BaseModel):
+    name: str
+    version: str
+    files: list[ExpertFileCard]
+    licence: str
+    fused_subsets: list[str] = Field(
+        description="Subsets whose score fuses this expert (empty: reported, not fused)"
+    )
+
+
 class ModelCard(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
@@ -117,6 +145,11 @@ class ModelCard(BaseModel):
         default="allow",
         description="'deny': requests may not choose another operating point than "
         "default_operating_point (403), except with a key allowed to",
+    )
+    experts: list[ExpertCard] = Field(
+        default_factory=list,
+        description="Models that run beside the flexible-modal model (the RGB expert), with "
+        "the sha256 of each file and the modality subsets whose scores it is fused into",
     )
 
 

@@ -86,7 +86,7 @@ def build_pipeline_analyzer(
     readable messages.
     """
     from service.engine import InferenceEngine
-    from service.pipeline import LivenessPipeline, build_face_stage
+    from service.pipeline import LivenessPipeline, build_face_stage, load_rgb_expert
     from service.settings import load_settings
 
     overrides = {k: v for k, v in settings_overrides.items() if v is not None}
@@ -97,7 +97,7 @@ def build_pipeline_analyzer(
     settings = load_settings(**overrides)
     engine = InferenceEngine.load(settings.model_path, settings)
     stage = build_face_stage(settings.face, engine.spec.input_size)
-    pipeline = LivenessPipeline(engine, stage, settings)
+    pipeline = LivenessPipeline(engine, stage, settings, load_rgb_expert(settings))
     log.info("model %s %s (%s)", engine.info.name, engine.info.version, settings.model_path)
     log.info("accepted modality sets: %s", settings.accepted_modalities)
     return PipelineAnalyzer(pipeline, operating_point)

@@ -110,7 +110,7 @@ def test_every_modality_subset_is_scored(client: httpx.Client, subset: tuple[str
     assert len(face["landmarks"]) == 5
     assert 0.0 <= face["score"] <= 1.0
     assert face["decision"] in {"live", "spoof", "uncertain"}
-    assert set(body["timings_ms"]) == {"decode", "face", "inference", "total"}
+    assert set(body["timings_ms"]) == {"decode", "face", "inference", "rgb_expert", "total"}
 
 
 def test_decision_follows_the_score_and_operating_point(client: httpx.Client) -> None:

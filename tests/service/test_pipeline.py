@@ -57,7 +57,7 @@ def test_cropped_bundle_is_scored(pipeline: LivenessPipeline) -> None:
     assert face.decision == "live" and face.score is not None and face.score > 0.55
     assert face.box == [0.0, 0.0, S, S] and face.reasons == []
     assert analysis.operating_point == "eer" and analysis.threshold == 0.5
-    assert set(analysis.timings_ms) == {"decode", "face", "inference", "total"}
+    assert set(analysis.timings_ms) == {"decode", "face", "inference", "rgb_expert", "total"}
     assert analysis.to_dict()["model"]["name"] == "flexlive-test"
 
 
