@@ -245,6 +245,7 @@ async def metrics_endpoint(metrics: MetricsDep) -> Response:
 @router.get(
     "/v1/models",
     response_model=ModelCard | ModelSummary,
+    responses={401: PROBLEM_RESPONSES[401]},
     summary="The model card of the loaded model (a summary without a key when keys are on)",
 )
 async def model_card(engine: EngineDep, request: Request, caller: OptionalKeyDep) -> Any:

@@ -309,3 +309,7 @@ def test_model_card_is_a_summary_without_a_key(make_client: Callable[..., Any]) 
         assert full["operating_points"] == {"eer": 0.5, "apcer1": 0.8}
         assert "evaluation" in full and full["accepted_modalities"] == ["depth+ir"]
         assert full["client_operating_point"] == "allow"
+        # the OpenAPI document says so, too
+        paths = client.get("/openapi.json").json()["paths"]
+        assert {"200", "401"} <= set(paths["/v1/models"]["get"]["responses"])
+        assert {"401", "403", "422", "429"} <= set(paths["/liveness"]["post"]["responses"])
