@@ -91,11 +91,17 @@ def serve(host: str | None, port: int | None, model_path: Path | None, workers: 
         extra={"host": settings.host, "port": settings.port, "model": engine.info.name,
                "sha256": engine.info.sha256, "workers": workers},
     )  # fmt: skip
+    # Bounded drain on SIGTERM (an incomplete upload must not hold the process), and a cap
+    # on connections, which bounds the memory of uploads in progress (docs/security.md).
+    limits: dict[str, Any] = {
+        "timeout_graceful_shutdown": settings.shutdown_timeout_s,
+        "limit_concurrency": settings.max_connections,
+    }
     if workers <= 1:
         from service.api import create_app
 
         app = create_app(settings, engine=engine)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, **limits)
         return
     # Each worker process builds its own app from the environment.
     engine.close()
@@ -107,6 +113,7 @@ def serve(host: str | None, port: int | None, model_path: Path | None, workers: 
         port=settings.port,
         workers=workers,
         log_config=None,
+        **limits,
     )
 
 

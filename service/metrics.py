@@ -24,6 +24,8 @@ LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1,
     0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
+#: Body read buckets in seconds: loopback uploads up to bodies cut at a long deadline.
+BODY_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 class Metrics:
@@ -94,6 +96,45 @@ class Metrics:
         self.queued = Gauge(
             "liveness_queued_requests",
             "Liveness requests waiting for an analysis slot.",
+            registry=r,
+        )
+        # Slow clients and overload (docs/security.md): what pushes the service shows here.
+        self.shed = Counter(
+            "liveness_shed_requests",
+            "Liveness requests refused with 503 overloaded by admission control, by reason: "
+            "queue_full, wait_budget (expected wait over LIVENESS_QUEUE_WAIT_RATIO x the "
+            "analysis time), wait_timeout (waited that long without a slot).",
+            ["reason"],
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "liveness_queue_wait_seconds",
+            "Time an admitted liveness request waited for an analysis slot.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.body_read = Histogram(
+            "liveness_body_read_seconds",
+            "Time from the end of a request's headers to the end of its body (complete "
+            "bodies only; timed-out and abandoned ones are counted apart).",
+            buckets=BODY_BUCKETS,
+            registry=r,
+        )
+        self.body_timeouts = Counter(
+            "liveness_body_timeouts",
+            "Requests answered 408 because the body did not arrive within LIVENESS_BODY_TIMEOUT_S.",
+            registry=r,
+        )
+        self.client_disconnects = Counter(
+            "liveness_client_disconnects",
+            "Requests whose client disconnected before the body was complete (status label "
+            "499 in liveness_requests_total; not a server error).",
+            ["endpoint"],
+            registry=r,
+        )
+        self.receiving = Gauge(
+            "liveness_receiving_requests",
+            "Requests whose body is being received now (no analysis slot held yet).",
             registry=r,
         )
         self.model_info = Gauge(

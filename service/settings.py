@@ -119,6 +119,43 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(
         default=1, ge=0, le=3600, description="Value of the Retry-After header on 503/429."
     )
+    queue_wait_ratio: float = Field(
+        default=2.0,
+        ge=0,
+        le=1000,
+        description="Longest wait for an analysis slot, as a multiple of the recent analysis "
+        "time (a moving average of how long a request holds its slot): a request whose "
+        "expected wait is longer is shed at once with 503 + Retry-After, and one still "
+        "waiting after that long gets 503. Keeps an accepted request's latency within a few "
+        "times an unloaded one under overload. 0 = off (only LIVENESS_MAX_QUEUE and "
+        "LIVENESS_QUEUE_TIMEOUT_S bound the wait).",
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Longest time a client may take to send its whole request body, counted "
+        "from the end of its headers; a slower body gets 408 body-timeout and the connection "
+        "is closed. Bodies are read before an analysis slot is taken, so slow uploads never "
+        "hold one.",
+    )
+    max_connections: int | None = Field(
+        default=256,
+        ge=1,
+        le=1_000_000,
+        description="Connections (and requests in progress) per worker process at most; "
+        "beyond it the server answers 503 (uvicorn limit_concurrency). Bounds the memory "
+        "held by uploads in progress at about this × LIVENESS_MAX_UPLOAD_BYTES. Unset = no "
+        "limit.",
+    )
+    shutdown_timeout_s: int = Field(
+        default=10,
+        ge=0,
+        le=3600,
+        description="On SIGTERM/SIGINT, how long `liveness serve` waits for requests in "
+        "progress (including incomplete uploads) before cancelling them and exiting. Keep it "
+        "below the orchestrator's grace period (Kubernetes: 30 s by default).",
+    )
     store_images: Literal[False] = Field(
         default=False,
         description="Uploads are never written to disk, logged or kept after the response; "

@@ -87,6 +87,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.queue_timeout_s,
         settings.retry_after_s,
         on_change=on_change,
+        wait_ratio=settings.queue_wait_ratio,
+        on_shed=lambda reason: state.metrics.shed.labels(reason).inc(),
+        on_admit=state.metrics.queue_wait.observe,
     )
     warm = asyncio.create_task(_warm(app))
     try:
@@ -129,7 +132,12 @@ def create_app(
     install_problem_handlers(app)
     app.include_router(router)
     # Added last = outermost: the request context wraps the body limit.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_upload_bytes,
+        timeout_s=settings.body_timeout_s,
+        metrics=metrics,
+    )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
 

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from models.spec import MODALITIES
@@ -51,6 +51,24 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 
 _FILE = {"type": "string", "format": "binary"}
+#: The route refuses a body without an image (422 empty-request): so does the schema.
+_ONE_IMAGE = [{"required": [m]} for m in MODALITIES]
+
+
+def _json_body_schema() -> dict[str, Any]:
+    """The JSON form as the route reads it: at least one image as a non-null string, and
+    the option ranges it enforces (the pydantic model leaves those checks to the reader,
+    which names the field)."""
+    schema = LivenessJSONRequest.model_json_schema()
+    props = schema["properties"]
+    props["depth_scale"].update(exclusiveMinimum=0, maximum=1)
+    props["max_faces"]["anyOf"][0].update(minimum=1, maximum=100)
+    schema["anyOf"] = [
+        {"required": [m], "properties": {m: {"type": "string", "minLength": 1}}} for m in MODALITIES
+    ]
+    return schema
+
+
 LIVENESS_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -63,13 +81,19 @@ LIVENESS_BODY: dict[str, Any] = {
                         "depth": {**_FILE, "description": "16-bit PNG or .npy uint16 H×W"},
                         "ir": {**_FILE, "description": "PNG/JPEG 8-bit, 16-bit PNG or .npy"},
                         "cropped": {"type": "boolean", "default": False},
-                        "depth_scale": {"type": "number", "default": 0.001},
+                        "depth_scale": {
+                            "type": "number",
+                            "default": 0.001,
+                            "exclusiveMinimum": 0,
+                            "maximum": 1,
+                        },
                         "max_faces": {"type": "integer", "minimum": 1, "maximum": 100},
                         "operating_point": {"type": "string"},
                     },
+                    "anyOf": _ONE_IMAGE,
                 }
             },
-            "application/json": {"schema": LivenessJSONRequest.model_json_schema()},
+            "application/json": {"schema": _json_body_schema()},
         },
     }
 }
@@ -151,16 +175,18 @@ async def liveness(
     metrics: MetricsDep,
     admission: AdmissionDep,
 ) -> LivenessResponse:
+    # The whole body is read (bounded in size and time by the body middleware) and checked
+    # *before* an analysis slot is taken: a slow upload must never hold one.
+    req = await read_liveness_request(request)
+    policy: ModalityPolicy = request.app.state.policy
+    _check_policy(req, caller, policy, pipeline, settings, metrics)
+    if not req.cropped and not request.app.state.face_ready:
+        raise DetectorUnavailableError(
+            "full-frame detection is unavailable on this server (see its log); "
+            "send an aligned crop with cropped=true",
+            field="cropped",
+        )
     async with admission.slot():
-        req = await read_liveness_request(request)
-        policy: ModalityPolicy = request.app.state.policy
-        _check_policy(req, caller, policy, pipeline, settings, metrics)
-        if not req.cropped and not request.app.state.face_ready:
-            raise DetectorUnavailableError(
-                "full-frame detection is unavailable on this server (see its log); "
-                "send an aligned crop with cropped=true",
-                field="cropped",
-            )
         analysis = await run_in_threadpool(_analyze, pipeline, req, settings)
     # The policy applies to the subset actually used (modality health may drop an image).
     analysis = policy.enforce(analysis)
@@ -235,6 +261,19 @@ async def readyz(request: Request) -> Any:
     "/metrics",
     summary="Prometheus metrics (text exposition)",
     dependencies=[Depends(metrics_api_key)],
+    response_class=PlainTextResponse,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format 0.0.4",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        401: {
+            "description": PROBLEM_RESPONSES[401]["description"],
+            "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            },
+        },
+    },
 )
 async def metrics_endpoint(metrics: MetricsDep) -> Response:
     from service.metrics import CONTENT_TYPE

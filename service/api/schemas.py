@@ -169,10 +169,17 @@ class ModelSummary(BaseModel):
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "description": desc, "content": {"application/problem+json": {}}}
+    status: {
+        "model": Problem,
+        "description": desc,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
     for status, desc in {
         401: "API key missing or invalid (when keys are configured); see WWW-Authenticate",
         403: "The operating point is pinned by the deployment",
+        408: "The request body did not arrive within LIVENESS_BODY_TIMEOUT_S",
         413: "Request body or image over the limit",
         415: "Neither multipart/form-data nor application/json",
         422: "A field is missing, undecodable, of the wrong type or size, or the modalities "

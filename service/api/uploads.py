@@ -19,7 +19,7 @@ from starlette.requests import Request
 
 from service.api.decoding import MODALITY_FIELDS
 from service.api.schemas import LivenessJSONRequest
-from service.errors import InputError, ServiceError
+from service.errors import InputError, PayloadTooLargeError, ServiceError
 
 OPTION_FIELDS = ("cropped", "depth_scale", "max_faces", "operating_point")
 ACCEPTED = ", ".join((*MODALITY_FIELDS, *OPTION_FIELDS))
@@ -36,6 +36,18 @@ class UnsupportedMediaTypeError(ServiceError):
 class _InMemoryMultiPartParser(MultiPartParser):
     # Never spool an upload to a temporary file; the body limit bounds memory.
     spool_max_size = 1 << 62
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        # Starlette's own refusal does not say which field was too long; this one does.
+        part = self._current_part
+        if part.file is None and len(part.data) + (end - start) > self.max_part_size:
+            name = part.field_name or "body"
+            raise PayloadTooLargeError(
+                f"{name}: form field over {self.max_part_size // 1024} KiB (option fields "
+                "are short values; images go in file parts)",
+                field=name,
+            )
+        super().on_part_data(data, start, end)
 
 
 @dataclass
