@@ -61,6 +61,28 @@ def species_table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def expert_lines(spec: Any) -> list[str]:
+    """The model-section bullet for the RGB-expert fusion in the metadata (if any)."""
+    fusion = spec.expert_fusion()
+    if fusion is None:
+        return []
+    parts = []
+    for name, f in fusion.subsets.items():
+        ops = ", ".join(f"`{k}` = {v:.4f}" for k, v in f.operating_points.items())
+        parts.append(
+            f"{name}: score = σ({f.w_flexmodal:.4f}·logit(flexmodal) + "
+            f"{f.w_expert:.4f}·logit(rgb_expert) + {f.bias:.4f}), fused thresholds {ops}"
+        )
+    return [
+        f"- RGB-expert fusion (`flexlive.rgb_expert`, expert {fusion.expert}): "
+        + "; ".join(parts)
+        + ". Other subsets report the expert's score without fusing it. Fitted with "
+        "`liveness expert calibrate` on "
+        + fusion.calibration
+        + "."
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True)
@@ -118,6 +140,7 @@ def main() -> None:
         "thresholds (`flexlive.subset_operating_points`); the service applies the threshold "
         "of the subset it actually used.",
     ]
+    L += expert_lines(spec)
     if a.latency:
         lat = json.loads(Path(a.latency).read_text())
         L.append(

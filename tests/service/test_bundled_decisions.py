@@ -4,7 +4,7 @@
   training (test-split people), RGB + depth + IR: nearly all decided live / spoof / spoof,
   and no attack decided live;
 - real photographs of live people the generator never renders: with depth and IR never
-  spoof and at least 90 % live; RGB alone, mostly live.
+  spoof and at least 90 % live; RGB alone (fused with the RGB expert), mostly live.
 
 A broken or untrained model file fails these tests.
 """
@@ -97,4 +97,7 @@ def test_real_photographs_of_live_people(client: httpx.Client) -> None:
         assert face["decision"] != "spoof", (photo.name, "rgb+depth+ir", face)
     n = len(holdout_photos())
     assert decisions["rgb+depth+ir"].count("live") >= 0.9 * n, decisions
-    assert decisions["rgb"].count("live") >= 0.6 * n, decisions
+    # RGB alone the score fuses the RGB expert (MiniFASNet, trained on real captures):
+    # measured 20 live / 2 uncertain / 4 spoof of 26 (2.0.0 alone: 17 / 2 / 7).
+    assert decisions["rgb"].count("live") >= 0.7 * n, decisions
+    assert decisions["rgb"].count("spoof") <= 0.2 * n, decisions

@@ -10,6 +10,11 @@ done; wait
 liveness export --checkpoint runs/default-s0/checkpoint.pt --checkpoint runs/default-s1/checkpoint.pt \
   --out models/default/flexlive-lite.onnx --data $DATA --protocol combined --version 2.0.0 \
   --training-data "FlexLive synthetic multi-sensor PAD benchmark, generator 2.0.0 (liveness synth benchmark --scale standard --seed 0): real public-domain portrait photographs of 456 people (official U.S. Congress portraits) with fitted 3D face meshes, split by person; protocol 'combined' = both sensor profiles (d435 active stereo, sr305 short-range structured light), 4800 training crops (1560 bona fide; print flat/curved/cut-out, replay phone/tablet/monitor, paper/rigid/silicone masks), 112x112 aligned RGB/depth(mm)/IR. SYNTHETIC DATA ONLY: never a real attack."
+# 2.1.0 = 2.0.0's network + the RGB-expert fusion in its metadata (fitted on a dev set of
+# full frames; ~10 min), then every subset with and without the expert (~15 min)
+liveness expert calibrate --synth-per-cell 60 --rows runs/expert/dev_rows_60.json \
+  --out models/default/flexlive-lite.onnx --version 2.1.0
+liveness expert eval --synth-per-cell 100 --rows runs/expert/test_rows_100.json
 python benchmarks/real_photos.py --json runs/card/real_photos.json
 liveness synth benchmark --out data/synth/alt --scale small --family alt
 liveness eval --model models/default/flexlive-lite.onnx --data data/synth/alt --protocol combined \

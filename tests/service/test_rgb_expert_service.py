@@ -1,0 +1,124 @@
+"""The RGB expert in the service: components in the response, fusion, the setting that
+turns it off, /v1/models and metrics — through a real uvicorn server."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import httpx
+import pytest
+
+from models import DEFAULT_MODEL_PATH
+from models.rgb_expert import EXPERT_DIR
+from service.api import create_app
+from service.settings import Settings
+
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "minifasnet_samples"
+
+
+def _serve(live_server: Any, **settings: Any) -> Any:
+    return live_server(create_app(Settings(model_path=DEFAULT_MODEL_PATH, **settings)))
+
+
+def _ready(client: httpx.Client) -> None:
+    for _ in range(600):
+        if client.get("/readyz").status_code == 200:
+            return
+        time.sleep(0.05)
+    raise AssertionError("server never became ready")
+
+
+@pytest.fixture(scope="module")
+def client(live_server: Any) -> Iterator[httpx.Client]:
+    with _serve(live_server, max_faces=1) as url, httpx.Client(base_url=url, timeout=60) as c:
+        _ready(c)
+        yield c
+
+
+def _sample(name: str) -> dict[str, tuple[str, bytes]]:
+    return {"rgb": (f"{name}.jpg", (SAMPLES / f"{name}.jpg").read_bytes())}
+
+
+def _face(client: httpx.Client, files: dict[str, Any], **data: str) -> dict[str, Any]:
+    r = client.post("/liveness", files=files, data=data)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["faces"]) == 1, body
+    return {**body["faces"][0], "_body": body}
+
+
+@pytest.mark.parametrize("name", ["live_T1", "poster_F1", "replay_F2"])
+def test_real_camera_samples_rgb_only(client: httpx.Client, name: str) -> None:
+    """The publisher's real photographs (a live person, a poster, a tablet replay; phone
+    JPEGs with an EXIF orientation), sent RGB-only as full frames: the live person is
+    live, the attacks are never live (the poster's face is turned: uncertain for pose, or
+    spoof), and both components are reported."""
+    face = _face(client, _sample(name))
+    if name.startswith("live"):
+        assert face["decision"] == "live", face
+    else:
+        assert face["decision"] == "spoof" or (
+            face["decision"] == "uncertain" and face["reasons"]
+        ), face
+        assert face["scores"]["rgb_expert"] < 0.3, face
+    assert set(face["scores"]) == {"flexmodal", "rgb_expert"}
+    assert all(0.0 <= v <= 1.0 for v in face["scores"].values())
+    assert face["_body"]["scoring"] == "flexmodal+rgb_expert"
+    assert face["_body"]["timings_ms"]["rgb_expert"] > 0
+
+
+def test_the_fused_score_moves_with_the_expert(client: httpx.Client) -> None:
+    live = _face(client, _sample("live_T1"))
+    poster = _face(client, _sample("poster_F1"))
+    assert live["scores"]["rgb_expert"] > 0.9 > 0.2 > poster["scores"]["rgb_expert"]
+    assert live["score"] > poster["score"]
+    # The threshold reported is the fused one of the subset used.
+    thr = live["_body"]["operating_point"]["threshold"]
+    assert 0.0 < thr < 1.0
+
+
+def test_cropped_requests_run_the_flexmodal_model_only(client: httpx.Client) -> None:
+    bgr = cv2.imread(str(SAMPLES / "live_T1.jpg"))
+    crop = cv2.resize(bgr[150:470, 90:410], (128, 128))
+    files = {"rgb": ("c.png", cv2.imencode(".png", crop)[1].tobytes())}
+    face = _face(client, files, cropped="true")
+    assert set(face["scores"]) == {"flexmodal"}
+    assert face["_body"]["scoring"] == "flexmodal"
+
+
+def test_models_endpoint_lists_the_expert_with_sha256(client: httpx.Client) -> None:
+    card = client.get("/v1/models").json()
+    (expert,) = card["experts"]
+    assert expert["name"] == "minifasnet"
+    files = {f["name"]: f["sha256"] for f in expert["files"]}
+    for name, sha in files.items():
+        assert hashlib.sha256((EXPERT_DIR / name).read_bytes()).hexdigest() == sha
+    assert set(files) == {"minifasnet_v2.onnx", "minifasnet_v1se.onnx"}
+    assert expert["fused_subsets"] == ["rgb"]
+    assert "Apache-2.0" in expert["licence"]
+
+
+def test_metrics_per_component(client: httpx.Client) -> None:
+    _face(client, _sample("live_T1"))
+    text = client.get("/metrics").text
+    for component in ("flexmodal", "rgb_expert", "fused"):
+        assert f'liveness_component_score_count{{component="{component}"}}' in text
+    assert 'liveness_stage_duration_seconds_count{stage="rgb_expert"}' in text
+
+
+def test_the_setting_turns_the_expert_off(live_server: Any) -> None:
+    with (
+        _serve(live_server, max_faces=1, rgb_expert=False) as url,
+        httpx.Client(base_url=url, timeout=60) as c,
+    ):
+        _ready(c)
+        face = _face(c, _sample("live_T1"))
+        assert set(face["scores"]) == {"flexmodal"}
+        assert face["score"] == face["scores"]["flexmodal"]
+        assert face["_body"]["scoring"] == "flexmodal"
+        assert c.get("/v1/models").json()["experts"] == []
