@@ -1,0 +1,103 @@
+"""``liveness expert``: component rows from real frames, the fusion fit and its guard, and
+writing the fusion into a model's metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from models import DEFAULT_MODEL_PATH
+from service.engine import InferenceEngine
+from service.expert_eval import Row, Scorer, _restricter, expert, fit, write_fusion
+from synth import render_scene
+from synth.bundle import scene_to_bundle
+
+
+@pytest.fixture(scope="module")
+def scorer() -> Scorer:
+    return Scorer.load(DEFAULT_MODEL_PATH)
+
+
+def test_rows_carry_both_components_only_when_colour_is_used(scorer: Scorer) -> None:
+    scene = render_scene("bona_fide", "d435", 3_100_000_003, split="test")
+    rows = list(
+        scorer.rows(
+            _restricter(scene_to_bundle(scene)),
+            {"source": "synth", "species": "bona_fide", "label": 1, "item": "x"},
+        )
+    )
+    assert {r.subset for r in rows} == {
+        "rgb",
+        "rgb+depth",
+        "rgb+ir",
+        "rgb+depth+ir",
+        "depth",
+        "ir",
+        "depth+ir",
+    }
+    for r in rows:
+        if r.flexmodal is None:
+            continue
+        assert 0.0 <= r.flexmodal <= 1.0
+        assert (r.rgb_expert is not None) == ("rgb" in r.used), r
+
+
+def _rows(rng: np.random.Generator, n: int, flex_sep: float, expert_sep: float) -> list[Row]:
+    """Rows where each component separates the classes by the given logit distance."""
+    out = []
+    for label in (0, 1):
+        for source in ("synth", "real"):
+            for _ in range(n):
+                sign = 1 if label else -1
+                f = 1 / (1 + np.exp(-(sign * flex_sep / 2 + rng.normal())))
+                e = 1 / (1 + np.exp(-(sign * expert_sep / 2 + rng.normal())))
+                species = "bona_fide" if label else "print_flat"
+                src = source if label else ("real_attack" if source == "real" else "synth")
+                for subset in ("rgb", "rgb+depth+ir"):
+                    out.append(Row(src, species, label, subset, subset, float(f), float(e)))
+    return out
+
+
+def test_fit_weights_follow_the_evidence_and_respect_the_subset_list() -> None:
+    rows = _rows(np.random.default_rng(0), 300, flex_sep=1.0, expert_sep=4.0)
+    fusion = fit(rows, ["eer"], {"a.onnx": "0" * 64}, fuse=("rgb",))
+    assert set(fusion.subsets) == {"rgb"}  # rgb+depth+ir not asked for
+    rgb = fusion.subsets["rgb"]
+    assert rgb.w_expert > rgb.w_flexmodal > 0  # the better component weighs more
+    assert set(rgb.operating_points) == {"eer"}
+
+
+def test_a_component_without_evidence_gets_no_weight() -> None:
+    # The expert is pure noise here: the fit must not lean on it in any subset.
+    rows = _rows(np.random.default_rng(1), 60, flex_sep=3.0, expert_sep=0.0)
+    fusion = fit(rows, ["eer"], {}, fuse=("rgb", "rgb+depth+ir"))
+    for subset, f in fusion.subsets.items():
+        assert abs(f.w_expert) < 0.5 * f.w_flexmodal, (subset, f)
+
+
+def test_write_fusion_round_trips_through_the_engine(tmp_path: Path) -> None:
+    rows = _rows(np.random.default_rng(2), 100, flex_sep=2.0, expert_sep=2.0)
+    fusion = fit(rows, ["eer", "apcer1"], {"a.onnx": "1" * 64}, fuse=("rgb",))
+    out = tmp_path / "fused.onnx"
+    write_fusion(DEFAULT_MODEL_PATH, fusion, out, "9.9.9")
+    engine = InferenceEngine.load(out)
+    assert engine.spec.version == "9.9.9"
+    assert engine.spec.expert_fusion() == fusion
+    # The graph is untouched: same scores as the bundled model.
+    base = InferenceEngine.load(DEFAULT_MODEL_PATH)
+    rng = np.random.default_rng(0)
+    from models.preprocess import FaceCrops
+
+    crops = [FaceCrops(rgb=rng.integers(0, 255, (112, 112, 3), dtype=np.uint8))]
+    assert engine.predict(crops) == base.predict(crops)
+
+
+def test_calibrate_refuses_an_unknown_subset(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        expert, ["calibrate", "--out", str(tmp_path / "x.onnx"), "--fuse", "rgb+sonar"]
+    )
+    assert result.exit_code == 2
+    assert "sonar" in result.output
