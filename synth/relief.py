@@ -117,20 +117,24 @@ def head_relief(
     inside = np.isfinite(mh)
     nose = float(-mesh[NOSE_TIP_INDEX, 2] * mm_per_px)
     mh = mh + (depth_mm + NOSE_TIP_MM - 95.0) - nose
-    # Outside the mesh: the height of the nearest mesh pixel, falling off elliptically as
-    # the silhouette edge comes nearer (t = 0 at the face's edge, 1 at the silhouette).
+    # Outside the mesh the head continues the mesh's edge: its heights carried outwards by
+    # inpainting (smooth along the edge, no radial streaks), then falling off elliptically
+    # as the silhouette comes nearer (t = 0 at the face's edge, 1 at the silhouette).
     outside = (~inside).astype(np.uint8)
-    d_face, labels = cv2.distanceTransformWithLabels(
-        outside, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
-    )
-    edge_heights = mh[inside]  # raster order = label order
-    hb = edge_heights[np.clip(labels - 1, 0, max(edge_heights.size - 1, 0))]
-    # Nearest-pixel heights streak radially; smooth them along the edge.
-    hb_smooth = cv2.GaussianBlur(hb.astype(np.float32), (0, 0), 0.25 * ied)
+    filled = cv2.inpaint(np.where(inside, mh, 0.0).astype(np.float32), outside, 3,
+                         cv2.INPAINT_TELEA)
+    cont = cv2.GaussianBlur(filled, (0, 0), 0.25 * ied)
+    d_face = cv2.distanceTransform(outside, cv2.DIST_L2, 5)
     d_edge = cv2.distanceTransform((alpha > 0.5).astype(np.uint8), cv2.DIST_L2, 5)
     t = d_face / np.maximum(d_face + d_edge, 1e-3)
-    dome = hb_smooth * np.sqrt(np.clip(1.0 - t * t, 0.0, 1.0))
-    height = np.where(inside, mh, dome)
+    dome = cont * np.sqrt(np.clip(1.0 - t * t, 0.0, 1.0))
+    # Inside, a band along the mesh's edge blends the mesh into that continuation, so the
+    # surface has no step and no crease where face meets skull (a crease shades as a band
+    # in colour and NIR and folds the texture when the head turns: a synthetic cue).
+    d_in = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 5)
+    s = np.clip(d_in / (0.18 * ied), 0.0, 1.0)
+    s = s * s * (3.0 - 2.0 * s)
+    height = np.where(inside, s * mh + (1.0 - s) * cont, dome)
     # Neck (a cylinder behind the face) and shoulders further back, below the jaw.
     neck_half = 0.75 * ied
     neck_h = depth_mm * 0.45 * np.sqrt(np.clip(1 - ((x - cx) / neck_half) ** 2, 0, 1))
