@@ -35,7 +35,7 @@ from synth.species import ALL_SPECIES, BONA_FIDE, SPECIES
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "2.0.0"
+GENERATOR_VERSION = "2.1.0"
 CROP_SIZE = 112
 #: Profile of the intra-profile protocols and the training side of cross-profile.
 PRIMARY_PROFILE = "d435"
