@@ -87,4 +87,7 @@ def test_wheel_ships_bundled_model_and_detector(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "models/default/flexlive-lite.onnx" in names
     assert any(n.startswith("models/face_detector/") and n.endswith(".onnx") for n in names)
+    # The RGB expert travels with its licence notice and provenance (Apache-2.0).
+    for name in ("minifasnet_v2.onnx", "minifasnet_v1se.onnx", "LICENSE", "README.md"):
+        assert f"models/rgb_expert/{name}" in names, name
     assert not any(n.startswith("tests/") for n in names)
