@@ -23,6 +23,7 @@ from service.errors import InputError, PayloadTooLargeError, ServiceError
 
 OPTION_FIELDS = ("cropped", "depth_scale", "max_faces", "operating_point")
 ACCEPTED = ", ".join((*MODALITY_FIELDS, *OPTION_FIELDS))
+MAX_OPERATING_POINT_CHARS = 64
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
@@ -59,13 +60,18 @@ class LivenessRequest:
     operating_point: str | None = None
 
 
+def _shown(raw: str, limit: int = 40) -> str:
+    """A client's value as quoted in a problem: never more than ``limit`` characters."""
+    return repr(raw) if len(raw) <= limit else f"{raw[:limit]!r}… ({len(raw)} characters)"
+
+
 def parse_bool(name: str, raw: str) -> bool:
     v = raw.strip().lower()
     if v in _TRUE:
         return True
     if v in _FALSE:
         return False
-    raise InputError(f"{name}: expected true or false, got {raw!r}", field=name)
+    raise InputError(f"{name}: expected true or false, got {_shown(raw)}", field=name)
 
 
 def check_depth_scale(value: float) -> float:
@@ -82,10 +88,24 @@ def parse_depth_scale(raw: str) -> float:
         value = float(raw)
     except ValueError:
         raise InputError(
-            f"depth_scale: expected a number (metres per depth unit), got {raw!r}",
+            f"depth_scale: expected a number (metres per depth unit), got {_shown(raw)}",
             field="depth_scale",
         ) from None
     return check_depth_scale(value)
+
+
+def check_operating_point(raw: str | None) -> str | None:
+    """Operating point names are short identifiers; a long one is refused before it can be
+    echoed back in an 'unknown operating point' problem."""
+    value = (raw or "").strip()
+    if len(value) > MAX_OPERATING_POINT_CHARS:
+        raise InputError(
+            f"operating_point: names are at most {MAX_OPERATING_POINT_CHARS} characters, got "
+            f"{_shown(value)}",
+            field="operating_point",
+            kind="unknown-operating-point",
+        )
+    return value or None
 
 
 def check_max_faces(value: int) -> int:
@@ -101,16 +121,16 @@ def parse_max_faces(raw: str) -> int | None:
         value = int(raw)
     except ValueError:
         raise InputError(
-            f"max_faces: expected an integer, got {raw!r}", field="max_faces"
+            f"max_faces: expected an integer, got {_shown(raw)}", field="max_faces"
         ) from None
     return check_max_faces(value)
 
 
 def _unknown(name: str) -> InputError:
     return InputError(
-        f"unknown field {name!r}; send at least one of rgb, depth, ir (accepted fields: "
+        f"unknown field {_shown(name)}; send at least one of rgb, depth, ir (accepted fields: "
         f"{ACCEPTED})",
-        field=name,
+        field=name[:64],
         kind="unknown-field",
     )
 
@@ -156,7 +176,7 @@ async def _read_multipart(request: Request) -> LivenessRequest:
             elif name == "max_faces":
                 out.max_faces = parse_max_faces(value)
             elif name == "operating_point":
-                out.operating_point = value.strip() or None
+                out.operating_point = check_operating_point(value)
             else:
                 raise _unknown(name)
     finally:
@@ -194,7 +214,7 @@ async def _read_json(request: Request) -> LivenessRequest:
         cropped=req.cropped,
         depth_scale=check_depth_scale(req.depth_scale),
         max_faces=None if req.max_faces is None else check_max_faces(req.max_faces),
-        operating_point=req.operating_point,
+        operating_point=check_operating_point(req.operating_point),
     )
     for name in MODALITY_FIELDS:
         raw = getattr(req, name)

@@ -412,7 +412,10 @@ def test_readyz_is_503_until_warm_and_overload_is_503_with_retry_after(
             assert pipeline.entered.acquire(timeout=10)  # holds the only slot
             second = threading.Thread(target=post)  # waits in the queue, then times out
             second.start()
-            time.sleep(0.1)
+            deadline = time.monotonic() + 10
+            while "liveness_queued_requests 1.0" not in c.get("/metrics").text:
+                assert time.monotonic() < deadline, "the second request never queued"
+                time.sleep(0.01)
             r = c.post("/liveness", files=files_for(("rgb",)), data={"cropped": "true"})
             body = problem(r, 503, None, "overloaded")  # queue full: refused at once
             assert r.headers["retry-after"] == "3" and "waiting" in body["detail"]
