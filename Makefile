@@ -61,13 +61,13 @@ test: dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: dev
-	$(BIN)/ruff check service models sensors synth tests benchmarks
-	$(BIN)/ruff format --check service models sensors synth tests benchmarks
+	$(BIN)/ruff check service models sensors synth flexlive tests benchmarks
+	$(BIN)/ruff format --check service models sensors synth flexlive tests benchmarks
 	$(BIN)/mypy
 
 format: dev
-	$(BIN)/ruff format service models sensors synth tests benchmarks
-	$(BIN)/ruff check --fix service models sensors synth tests benchmarks
+	$(BIN)/ruff format service models sensors synth flexlive tests benchmarks
+	$(BIN)/ruff check --fix service models sensors synth flexlive tests benchmarks
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -6,12 +6,16 @@ keeps ``liveness --help`` and ``liveness serve`` free of torch.
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib
 import logging
+from typing import Any
 
 import click
 
 from service import __version__
+from service.extras import install_hint, require_modules
 
 #: subcommand → "module:attribute" of a click.Command
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -23,7 +27,33 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "export": ("models.commands:export", "Export a trained checkpoint to ONNX with metadata."),
     "bench": ("service.commands:bench", "Measure latency/throughput of the serving path."),
     "expert": ("service.expert_eval:expert", "Calibrate/evaluate the RGB expert's fusion."),
+    "predict": ("service.predict:predict", "Score one photo (+ depth/IR) without a server."),
 }
+
+#: Optional packages a subcommand imports only once it runs: checked after its arguments
+#: are parsed and before it does any work (options that need more check for themselves,
+#: e.g. ``bench --url``, ``synth recordings``).
+NEEDS: dict[str, tuple[str, ...]] = {
+    "train": ("torch",),
+    "eval": ("onnx",),
+    "export": ("torch", "onnx"),
+}
+
+
+def _checked(name: str, command: click.Command) -> click.Command:
+    """``command`` with its callback preceded by the check of ``NEEDS[name]``."""
+    inner = command.callback
+    if inner is None or not NEEDS.get(name):
+        return command
+
+    @functools.wraps(inner)
+    def callback(*args: Any, **kwargs: Any) -> Any:
+        require_modules(f"'liveness {name}'", *NEEDS[name])
+        return inner(*args, **kwargs)
+
+    checked = copy.copy(command)
+    checked.callback = callback
+    return checked
 
 
 class LazyGroup(click.Group):
@@ -39,23 +69,18 @@ class LazyGroup(click.Group):
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             missing = exc.name or "a dependency"
-            hint = ""
-            if missing.split(".")[0] in {"torch", "onnx", "onnxscript"}:
-                hint = " Install the training extra: pip install 'flexlive[train]'."
-            elif missing.split(".")[0] == "pyrealsense2":
-                hint = " Install the RealSense extra: pip install 'flexlive[realsense]'."
 
             @click.command(cmd_name, help=SUBCOMMANDS[cmd_name][1])
             def _unavailable() -> None:
                 raise click.ClickException(
                     f"'liveness {cmd_name}' is unavailable: module '{missing}' is not "
-                    f"installed.{hint}"
+                    f"installed: {install_hint(missing)}"
                 )
 
             return _unavailable
         command = getattr(module, attr)
         assert isinstance(command, click.Command)
-        return command
+        return _checked(cmd_name, command)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, SUBCOMMANDS[name][1]) for name in self.list_commands(ctx)]
@@ -63,13 +88,30 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
+#: Levels ``--log-level`` accepts (any case); the service's settings accept the same.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def log_level_option(ctx: click.Context) -> str | None:
+    """The top-level ``--log-level`` when it was given (None: the command's own default,
+    e.g. ``LIVENESS_LOG_LEVEL`` for ``serve``)."""
+    value = ctx.find_root().params.get("log_level")
+    return str(value) if value else None
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="liveness")
-@click.option("--log-level", default="INFO", show_default=True, help="Python logging level.")
-def main(log_level: str) -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default=None,
+    help="Logging level of every subcommand, `serve` included (overrides "
+    "LIVENESS_LOG_LEVEL)  [default: INFO]",
+)
+def main(log_level: str | None) -> None:
     """FlexLive: multi-sensor (RGB / Depth / IR) face liveness with one flexible-modal model."""
     logging.basicConfig(
-        level=getattr(logging, log_level.upper(), logging.INFO),
+        level=getattr(logging, log_level or "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 

@@ -29,6 +29,13 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 _BUNDLE_KINDS = {"does not match": "size-mismatch", "expected": "unsupported-dtype"}
 
 
+def bundle_kind(exc: BundleError) -> str:
+    """The problem kind of an invalid bundle (size-mismatch, unsupported-dtype, ...)."""
+    if exc.field == "bundle":
+        return "empty-request"
+    return next((k for key, k in _BUNDLE_KINDS.items() if key in exc.reason), "invalid-bundle")
+
+
 def problem_body(
     status: int, kind: str, title: str, detail: str, field: str | None = None
 ) -> dict[str, Any]:
@@ -74,10 +81,7 @@ def from_exception(exc: BaseException) -> JSONResponse:
             exc.status, exc.kind, exc.title, exc.detail, exc.field, headers or None
         )
     if isinstance(exc, BundleError):
-        kind = next((k for key, k in _BUNDLE_KINDS.items() if key in exc.reason), "invalid-bundle")
-        if exc.field == "bundle":
-            kind = "empty-request"
-        return problem_response(422, kind, "Invalid image set", str(exc), exc.field)
+        return problem_response(422, bundle_kind(exc), "Invalid image set", str(exc), exc.field)
     if isinstance(exc, RequestValidationError):
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}

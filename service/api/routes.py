@@ -207,25 +207,7 @@ async def liveness(
             "timings_ms": analysis.timings_ms,
         },
     )
-    info = analysis.model
-    return LivenessResponse.model_validate(
-        {
-            "request_id": rid,
-            "model": {"name": info.name, "version": info.version, "sha256": info.sha256},
-            "operating_point": {
-                "name": analysis.operating_point,
-                "threshold": analysis.threshold,
-                "uncertain_margin": analysis.uncertain_margin,
-            },
-            "modalities_received": analysis.modalities_received,
-            "modalities_used": analysis.modalities_used,
-            "faces": [vars(f) for f in analysis.faces],
-            "reasons": analysis.reasons,
-            "timings_ms": analysis.timings_ms,
-            "detector": analysis.detector,
-            "scoring": analysis.scoring,
-        }
-    )
+    return LivenessResponse.from_analysis(analysis, rid)
 
 
 @router.get("/healthz", response_model=Health, summary="The process is up")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from service.pipeline import Analysis
 
 
 class ModelIdentity(BaseModel):
@@ -60,6 +63,30 @@ class LivenessResponse(BaseModel):
         description="How 'score' was made: 'flexmodal', or 'flexmodal+rgb_expert' when the "
         "two components were fused (the operating point's threshold is then the fused one)",
     )
+
+    @classmethod
+    def from_analysis(cls, analysis: Analysis, request_id: str) -> LivenessResponse:
+        """The response to one analysis: the route, ``liveness predict`` and the ``flexlive``
+        Python API all answer through this, so their bodies cannot drift apart."""
+        info = analysis.model
+        return cls.model_validate(
+            {
+                "request_id": request_id,
+                "model": {"name": info.name, "version": info.version, "sha256": info.sha256},
+                "operating_point": {
+                    "name": analysis.operating_point,
+                    "threshold": analysis.threshold,
+                    "uncertain_margin": analysis.uncertain_margin,
+                },
+                "modalities_received": analysis.modalities_received,
+                "modalities_used": analysis.modalities_used,
+                "faces": [vars(f) for f in analysis.faces],
+                "reasons": analysis.reasons,
+                "timings_ms": analysis.timings_ms,
+                "detector": analysis.detector,
+                "scoring": analysis.scoring,
+            }
+        )
 
 
 class LivenessJSONRequest(BaseModel):
