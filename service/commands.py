@@ -59,6 +59,31 @@ def _engine_or_exit(path: Path, settings: Any) -> Any:
         raise click.ClickException(str(exc)) from None
 
 
+def _port_free_or_exit(host: str, port: int) -> None:
+    """Bind the address once before the model loads, as uvicorn will (SO_REUSEADDR), so
+    that a port in use is one line naming it and the fix, not a line buried in start-up
+    logs after the model has loaded."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            other = port + 1 if port < 65535 else 8080
+            if exc.errno == errno.EADDRINUSE:
+                raise click.ClickException(
+                    f"port {port} on {host} is already in use (another liveness serve?); choose "
+                    f"another with --port {other}, LIVENESS_PORT={other} or make run PORT={other}"
+                ) from None
+            raise click.ClickException(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; set another address "
+                f"with --host/--port (make run HOST=... PORT=...)"
+            ) from None
+
+
 @click.command("serve")
 @click.option("--host", default=None, help="Bind address [env LIVENESS_HOST, 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port [env LIVENESS_PORT, 8000].")
@@ -74,9 +99,12 @@ def serve(host: str | None, port: int | None, model_path: Path | None, workers: 
     """Run the REST liveness service."""
     import uvicorn
 
+    from service.cli import log_level_option
     from service.logging_setup import configure_logging
 
-    settings = _settings_or_exit(host=host, port=port, model_path=model_path)
+    log_level = log_level_option(click.get_current_context())
+    settings = _settings_or_exit(host=host, port=port, model_path=model_path, log_level=log_level)
+    _port_free_or_exit(settings.host, settings.port)
     _auth_or_exit(settings)
     configure_logging(settings.log_level, settings.log_json)
     engine = _engine_or_exit(settings.model_path, settings)
@@ -218,7 +246,10 @@ def bench(
 ) -> None:
     """Measure batch-1 latency of the serving path (engine per subset; optional HTTP)."""
     from service.engine import InferenceEngine, ModelLoadError
+    from service.extras import require_modules
 
+    if url:
+        require_modules("'liveness bench --url'", "httpx")
     try:
         engine = InferenceEngine.load(
             model_path, providers=providers, intra_op_threads=threads, max_batch=1

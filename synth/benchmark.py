@@ -44,7 +44,7 @@ SECONDARY_PROFILE = "sr305"
 UNSEEN = ("mask_rigid", "replay_monitor", "print_flat", "mask_silicone", "print_cutout")
 #: Samples per (profile, species): (bona fide, each attack species).
 SCALES: dict[str, tuple[int, int]] = {
-    "tiny": (6, 2),
+    "tiny": (6, 3),
     "small": (90, 30),
     "standard": (1300, 300),
 }

@@ -116,8 +116,17 @@ def scenes_cmd(out: Path, n: int, profile: str, species: tuple[str, ...], seed: 
 @click.option("--fps", type=int, default=30, show_default=True)
 def recordings_cmd(out: Path, profile: str, frames: int, seed: int, fps: int) -> None:
     """RealSense recordings (.db3) of a live, a print and a replay sequence with motion."""
+    import importlib.util
+
     from synth.recordings import write_recordings
 
+    # Checked before rendering: without pyrealsense2 the first write fails minutes later.
+    if importlib.util.find_spec("pyrealsense2") is None:
+        raise click.ClickException(
+            "'liveness synth recordings' needs the package 'pyrealsense2', which is not "
+            "installed: pip install 'flexlive[realsense]' (in a clone: .venv/bin/pip install "
+            "-e '.[realsense]')"
+        )
     paths = write_recordings(out, profile=profile, n_frames=frames, seed=seed, fps=fps)
     for p in paths:
         click.echo(str(p))

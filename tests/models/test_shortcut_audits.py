@@ -32,7 +32,7 @@ PROTOCOL = "audit"
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny benchmark, plus protocol ``audit`` = ``combined`` with test as dev too (the
-    tiny dev splits hold no attack, so no dev-EER threshold could be set on them)."""
+    audits' thresholds and their expectations were set on that)."""
     from synth import generate_benchmark
 
     out = tmp_path_factory.mktemp("audit_bench")
@@ -142,8 +142,15 @@ def test_select_balanced_spreads_over_species() -> None:
 
 
 def test_dev_split_without_attacks_is_refused(bench: Path) -> None:
+    from models.datasets.protocol import read_protocol, write_protocol
+
+    src, dst = bench / "protocols" / "combined", bench / "protocols" / "dev_bona_fide_only"
+    for split in ("train", "test"):
+        write_protocol(dst / f"{split}.txt", read_protocol(src / f"{split}.txt"))
+    dev = [e for e in read_protocol(src / "dev.txt") if e.label == 1]
+    write_protocol(dst / "dev.txt", dev)
     with pytest.raises(ValueError, match="dev split needs bona fide and attack"):
-        pad_baselines.run(bench, "combined", baselines=("logreg",), subsets=(("ir",),))
+        pad_baselines.run(bench, dst.name, baselines=("logreg",), subsets=(("ir",),))
 
 
 # -- the baseline commands ------------------------------------------------------------------------
