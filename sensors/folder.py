@@ -2,8 +2,11 @@
 
 ``0001_rgb.png``, ``0001_depth.png`` (16-bit PNG) and ``0001_ir.png`` make one bundle;
 keys are sorted. ``rgb``/``color`` name colour images (decoded BGR, converted to RGB),
-``depth`` 16-bit depth, ``ir``/``infrared`` IR; ``.npy`` files are loaded as arrays. A key
-whose images cannot be decoded or do not match in size is skipped with a warning.
+``depth`` 16-bit depth, ``ir``/``infrared`` IR; ``.npy`` files are loaded as arrays.
+Files are decoded by :func:`sensors.imagecodec.decode_image`, the REST API's decoder:
+the same pixel limit, the same refusal of truncated or corrupt data, and the same EXIF
+orientation (a phone photo is turned upright). A key whose images cannot be decoded or
+do not match in size is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ import numpy as np
 from sensors.base import FrameSource, SourceEnded, SourceError
 from sensors.bundle import BundleError, FrameBundle
 from sensors.config import FolderConfig
+from sensors.imagecodec import DEFAULT_MAX_PIXELS, ImageCodecError, decode_image
 
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^(?P<key>.+)[_-](?P<mod>rgb|color|colour|depth|ir|infrared)$", re.IGNORECASE)
 _MODALITY = {"rgb": "rgb", "color": "rgb", "colour": "rgb", "depth": "depth", "ir": "ir"}
 _MODALITY["infrared"] = "ir"
-_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy"}
+_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".npy"}
 
 
 def scan_folder(path: Path) -> list[tuple[str, dict[str, Path]]]:
@@ -41,18 +45,29 @@ def scan_folder(path: Path) -> list[tuple[str, dict[str, Path]]]:
     return sorted(groups.items())
 
 
-def load_image(file: Path, modality: str) -> np.ndarray:
-    if file.suffix.lower() == ".npy":
-        array = np.load(file, allow_pickle=False)
-    else:
-        flags = cv2.IMREAD_COLOR if modality == "rgb" else cv2.IMREAD_UNCHANGED
-        array = cv2.imread(str(file), flags)
-        if array is None:
-            raise SourceError(f"{file}: cannot decode image")
-        if modality == "rgb":
+def load_image(file: Path, modality: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """One file → the FrameBundle array of ``modality`` (RGB order for colour), upright."""
+    try:
+        data = file.read_bytes()
+        image = decode_image(data, max_pixels=max_pixels)
+    except (OSError, ImageCodecError) as exc:
+        raise SourceError(f"{file}: {exc}") from None
+    array = image.array
+    if image.format == "npy":
+        return np.ascontiguousarray(array)
+    if modality == "rgb":
+        if array.dtype == np.uint16:  # as OpenCV's IMREAD_COLOR would: keep the top 8 bits
+            array = (array >> 8).astype(np.uint8)
+        if array.ndim == 2:
+            array = cv2.cvtColor(array, cv2.COLOR_GRAY2RGB)
+        elif array.shape[2] == 4:
+            array = cv2.cvtColor(array, cv2.COLOR_BGRA2RGB)
+        elif array.shape[2] == 3:
             array = cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
-        elif array.ndim == 3:  # an 8-bit IR/depth saved as a 3-channel image
-            array = array[:, :, 0]
+        else:
+            raise SourceError(f"{file}: a {array.shape[2]}-channel image is not a colour image")
+    elif array.ndim == 3:  # an 8-bit IR/depth saved as a 3-channel image
+        array = array[:, :, 0]
     return np.ascontiguousarray(array)
 
 

@@ -1,175 +1,47 @@
 """Uploaded bytes → registered modality arrays → :class:`~sensors.bundle.FrameBundle`.
 
 The decoding boundary of the API: PNG/JPEG (8-bit RGB, IR), 16-bit PNG (depth, IR) or
-NumPy ``.npy`` (``allow_pickle=False``). OpenCV gives BGR; RGB leaves here in **RGB**
-order (``.npy`` RGB arrays are taken as RGB already). The image size is read from the
-header and checked against the pixel limit *before* decoding, truncated files are
-refused rather than half-decoded, and nothing is resized: sizes that disagree between
-modalities are refused by :meth:`FrameBundle.validate`.
+NumPy ``.npy`` (``allow_pickle=False``). The bytes are decoded by
+:func:`sensors.imagecodec.decode_image`, the decoder the daemon's folder source uses too:
+the image size is read from the header and checked against the pixel limit *before*
+decoding, truncated and corrupt files are refused rather than half-decoded, and the EXIF
+orientation of a phone photo is applied. OpenCV gives BGR; RGB leaves here in **RGB**
+order (``.npy`` RGB arrays are taken as RGB already). Nothing is resized: sizes that
+disagree between modalities are refused by :meth:`FrameBundle.validate`.
 """
 
 from __future__ import annotations
-
-import io
-import struct
 
 import cv2
 import numpy as np
 
 from sensors.bundle import FrameBundle
+from sensors.imagecodec import ImageCodecError, decode_image, sniff
 from service.errors import ImageDecodeError, InputError, PayloadTooLargeError
 
 MODALITY_FIELDS = ("rgb", "depth", "ir")
+#: what an upload may be (the folder source reads more)
+ACCEPTED_FORMATS = frozenset({"png", "jpeg", "npy"})
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-JPEG_MAGIC = b"\xff\xd8\xff"
-NPY_MAGIC = b"\x93NUMPY"
-_OTHER_FORMATS = {
-    b"BM": "BMP",
-    b"GIF8": "GIF",
-    b"II*\x00": "TIFF",
-    b"MM\x00*": "TIFF",
-    b"\x00\x00\x00\x0cjP": "JPEG 2000",
-}
-_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+__all__ = ["ACCEPTED_FORMATS", "MODALITY_FIELDS", "build_bundle", "decode_array", "sniff"]
 
 
-def sniff(data: bytes) -> str | None:
-    """'png', 'jpeg', 'npy' or None."""
-    if data.startswith(PNG_MAGIC):
-        return "png"
-    if data.startswith(JPEG_MAGIC):
-        return "jpeg"
-    if data.startswith(NPY_MAGIC):
-        return "npy"
-    return None
-
-
-def _png_size(data: bytes) -> tuple[int, int] | None:
-    if len(data) < 24 or data[12:16] != b"IHDR":
-        return None
-    w, h = struct.unpack(">II", data[16:24])
-    return int(w), int(h)
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    i, n = 2, len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in (0x01, *range(0xD0, 0xD9)):
-            i += 2
-            continue
-        if marker == 0xDA:  # start of scan before any frame header
-            return None
-        (seg_len,) = struct.unpack(">H", data[i + 2 : i + 4])
-        if marker in _JPEG_SOF and i + 9 <= n:
-            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-            return int(w), int(h)
-        i += 2 + seg_len
-    return None
-
-
-def _truncated(kind: str, data: bytes) -> bool:
-    if kind == "png":
-        return b"IEND" not in data[-32:]
-    if kind == "jpeg":
-        return not data.rstrip(b"\x00\r\n\t ").endswith(b"\xff\xd9")
-    return False
-
-
-def _load_npy(field: str, data: bytes, max_pixels: int) -> np.ndarray:
-    fh = io.BytesIO(data)
-    try:
-        version = np.lib.format.read_magic(fh)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-        else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-    except Exception as exc:
-        raise ImageDecodeError(f"{field}: malformed .npy header ({exc})", field=field) from None
-    if dtype.hasobject:
-        raise InputError(
-            f"{field}: .npy arrays of Python objects are not accepted",
-            field=field,
-            kind="unsupported-dtype",
-        )
-    if len(shape) < 2:
-        raise InputError(
-            f"{field}: .npy array has shape {shape}; an image is H×W or H×W×C",
-            field=field,
-            kind="bad-shape",
-        )
-    _check_pixels(field, int(shape[1]), int(shape[0]), max_pixels)
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(data) - fh.tell() < expected:
-        raise ImageDecodeError(
-            f"{field}: .npy file is truncated ({len(data) - fh.tell()} of {expected} data bytes)",
-            field=field,
-            kind="truncated-image",
-        )
-    try:
-        arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as exc:
-        raise ImageDecodeError(f"{field}: could not read .npy ({exc})", field=field) from None
-    return np.ascontiguousarray(arr)
-
-
-def _check_pixels(field: str, w: int, h: int, max_pixels: int) -> None:
-    if w <= 0 or h <= 0:
-        raise ImageDecodeError(f"{field}: image header says {w}×{h}", field=field)
-    if w * h > max_pixels:
-        raise PayloadTooLargeError(
-            f"{field}: image is {w}×{h} = {w * h} pixels; the limit is {max_pixels}",
-            field=field,
-            kind="image-too-large",
-        )
+def _service_error(field: str, exc: ImageCodecError) -> InputError | PayloadTooLargeError:
+    detail = f"{field}: {exc.detail}"
+    if exc.kind == "image-too-large":
+        return PayloadTooLargeError(detail, field=field, kind=exc.kind)
+    if exc.kind in ("undecodable-image", "truncated-image"):
+        return ImageDecodeError(detail, field=field, kind=exc.kind)
+    return InputError(detail, field=field, kind=exc.kind)
 
 
 def decode_array(field: str, data: bytes, *, max_pixels: int) -> tuple[np.ndarray, str]:
-    """Decode one uploaded file; returns (array as stored, format). OpenCV arrays are BGR."""
-    if not data:
-        raise InputError(f"{field}: the file is empty", field=field, kind="empty-file")
-    kind = sniff(data)
-    if kind is None:
-        for magic, name in _OTHER_FORMATS.items():
-            if data.startswith(magic):
-                raise InputError(
-                    f"{field}: {name} is not accepted; send PNG, JPEG or .npy",
-                    field=field,
-                    kind="unsupported-format",
-                )
-        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-            raise InputError(
-                f"{field}: WebP is not accepted; send PNG, JPEG or .npy",
-                field=field,
-                kind="unsupported-format",
-            )
-        raise ImageDecodeError(
-            f"{field}: not a PNG, JPEG or NumPy .npy image ({len(data)} bytes that match none "
-            "of their signatures)",
-            field=field,
-        )
-    if kind == "npy":
-        return _load_npy(field, data, max_pixels), kind
-    size = _png_size(data) if kind == "png" else _jpeg_size(data)
-    if size is None:
-        raise ImageDecodeError(f"{field}: corrupt {kind.upper()} header", field=field)
-    _check_pixels(field, size[0], size[1], max_pixels)
-    if _truncated(kind, data):
-        raise ImageDecodeError(
-            f"{field}: {kind.upper()} data is truncated (no end-of-image marker)",
-            field=field,
-            kind="truncated-image",
-        )
-    arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if arr is None:
-        raise ImageDecodeError(f"{field}: corrupt {kind.upper()} data", field=field)
-    return arr, kind
+    """Decode one uploaded file; returns (array, format). OpenCV arrays are BGR, upright."""
+    try:
+        image = decode_image(data, max_pixels=max_pixels, accept=ACCEPTED_FORMATS)
+    except ImageCodecError as exc:
+        raise _service_error(field, exc) from None
+    return image.array, image.format
 
 
 def _dtype_error(field: str, detail: str) -> InputError:
