@@ -37,6 +37,7 @@ from models.spec import (
     ModelSpecError,
     parse_subset,
 )
+from service.onnx_runtime import inference_session
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ class InferenceEngine:
         )
         chosen = choose_providers(providers)
         try:
-            session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
+            session = inference_session(path, options, chosen)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelLoadError(f"{path} is not a loadable ONNX model: {exc}") from None
         meta = session.get_modelmeta().custom_metadata_map

@@ -24,6 +24,7 @@ from models.rgb_expert import EXPERT_DIR
 from models.rgb_expert.convert import VARIANTS
 from models.rgb_expert.crop import SIDE, expert_crop, publisher_box
 from service.engine import ModelLoadError, file_sha256
+from service.onnx_runtime import inference_session
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class RgbExpert:
             if not path.is_file():
                 raise ModelLoadError(f"RGB expert file {path} is missing")
             try:
-                sess = ort.InferenceSession(str(path), opts, providers=list(providers))
+                sess = inference_session(path, opts, providers)
             except Exception as exc:  # onnxruntime raises its own exception types
                 raise ModelLoadError(f"{path} is not a loadable ONNX model: {exc}") from None
             meta = sess.get_modelmeta().custom_metadata_map

@@ -22,6 +22,7 @@ from models.face_detector import onnx_path
 from service.face.config import FaceStageConfig
 from service.face.detectors.base import FaceDetector, register_detector, sort_and_limit
 from service.face.types import Detection
+from service.onnx_runtime import inference_session
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ class MTCNNDetector:
             path = (weights_dir / f"{net}.onnx") if weights_dir else onnx_path(net)
             if not path.is_file():
                 raise FileNotFoundError(f"MTCNN weights missing: {path}")
-            self._sessions[net] = ort.InferenceSession(str(path), opts, providers=prov)
+            self._sessions[net] = inference_session(path, opts, prov)
         self.refine_landmarks = refine_landmarks
         self.thresholds = (
             thresholds[0],
