@@ -80,26 +80,38 @@ class AdmissionControl:
             self._on_shed(reason)
         return OverloadedError(detail, retry_after_s=self.retry_after_s)
 
+    def _refuse_on_arrival(self) -> None:
+        if not (self._sem.locked() or self.waiting):
+            return
+        if self.waiting >= self.max_queue:
+            raise self._shed(
+                "queue_full",
+                f"{self.active} requests in progress and {self.waiting} waiting "
+                f"(limits {self.max_concurrent} and {self.max_queue}); retry later",
+            )
+        budget = self.wait_budget()
+        expected = self.expected_wait()
+        if self.wait_ratio > 0 and expected is not None and expected > budget:
+            raise self._shed(
+                "wait_budget",
+                f"{self.active} requests in progress and {self.waiting} waiting: the "
+                f"expected wait ({expected:.2f} s) is over the budget ({budget:.2f} s); "
+                "retry later",
+            )
+
+    def check(self) -> None:
+        """Refuse now what :meth:`slot` would refuse on arrival, before the body is read: a
+        request that cannot be served costs no upload parsing. Takes nothing, so a slow
+        body that passed it holds nothing either; :meth:`slot` checks again."""
+        self._refuse_on_arrival()
+
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold one analysis slot; raise :class:`OverloadedError` when none is to be had."""
         arrived = self._clock()
         if self._sem.locked() or self.waiting:
-            if self.waiting >= self.max_queue:
-                raise self._shed(
-                    "queue_full",
-                    f"{self.active} requests in progress and {self.waiting} waiting "
-                    f"(limits {self.max_concurrent} and {self.max_queue}); retry later",
-                )
+            self._refuse_on_arrival()
             budget = self.wait_budget()
-            expected = self.expected_wait()
-            if self.wait_ratio > 0 and expected is not None and expected > budget:
-                raise self._shed(
-                    "wait_budget",
-                    f"{self.active} requests in progress and {self.waiting} waiting: the "
-                    f"expected wait ({expected:.2f} s) is over the budget ({budget:.2f} s); "
-                    "retry later",
-                )
             self.waiting += 1
             self._changed()
             try:

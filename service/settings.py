@@ -120,7 +120,7 @@ class Settings(BaseSettings):
         default=1, ge=0, le=3600, description="Value of the Retry-After header on 503/429."
     )
     queue_wait_ratio: float = Field(
-        default=2.0,
+        default=1.0,
         ge=0,
         le=1000,
         description="Longest wait for an analysis slot, as a multiple of the recent analysis "

@@ -175,8 +175,10 @@ async def liveness(
     metrics: MetricsDep,
     admission: AdmissionDep,
 ) -> LivenessResponse:
-    # The whole body is read (bounded in size and time by the body middleware) and checked
-    # *before* an analysis slot is taken: a slow upload must never hold one.
+    # Refused at once when overloaded (no upload parsed for nothing); otherwise the whole
+    # body is read (bounded in size and time by the body middleware) and checked *before*
+    # an analysis slot is taken: a slow upload must never hold one.
+    admission.check()
     req = await read_liveness_request(request)
     policy: ModalityPolicy = request.app.state.policy
     _check_policy(req, caller, policy, pipeline, settings, metrics)

@@ -9,6 +9,7 @@ wait longer is shed at once, one that has waited that long gets 503.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -193,3 +194,49 @@ def test_overload_sheds_with_retry_after_and_accepted_latency_stays_bounded(
         if s.name == "liveness_queue_wait_seconds_count"
     ]
     assert waited == [2 + codes.count(200)]
+
+
+def test_an_overloaded_server_refuses_before_reading_the_body(
+    test_model_path: Path, live_server: Any
+) -> None:
+    settings = Settings(
+        model_path=test_model_path,
+        rgb_expert=False,
+        max_concurrent_requests=1,
+        max_queue=0,
+        body_timeout_s=20,
+    )
+    engine = InferenceEngine.load(test_model_path, providers="cpu", intra_op_threads=1)
+
+    class _Slower(_SlowPipeline):
+        delay = 1.5
+
+    pipeline = _Slower(engine, build_face_stage(settings.face, 64), settings)
+    with live_server(create_app(settings, pipeline=pipeline)) as url:
+        with httpx.Client(base_url=url, timeout=30) as c:
+            deadline = time.monotonic() + 30
+            while c.get("/readyz").status_code != 200:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        busy = threading.Thread(
+            target=lambda: httpx.post(
+                url + "/liveness", files=crop_files(), data={"cropped": "true"}, timeout=30
+            )
+        )
+        busy.start()
+        with httpx.Client(base_url=url) as c:
+            while "liveness_in_flight_requests 1.0" not in c.get("/metrics").text:
+                time.sleep(0.01)
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(
+                b"POST /liveness HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+                b"boundary=b\r\nContent-Length: 100000\r\n\r\n"  # ... and no body at all
+            )
+            t0 = time.monotonic()
+            answer = sock.recv(65536)
+            took = time.monotonic() - t0
+        busy.join(30)
+    assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
+    assert b"retry-after: 1" in answer.lower() and b"/overloaded" in answer
+    assert took < 1.0  # answered while the analysis still ran, without waiting for a body
