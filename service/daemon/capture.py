@@ -9,8 +9,14 @@ never waits for the consumer: the queue drops its oldest frame. A non-live sourc
 (recording, video, folder played as fast as possible) is read only as fast as the
 consumer analyses, so no frame of a file is lost.
 
-State changes (connected / stalled / reconnecting / ended) are reported through
+State changes (connected / stalled / reconnecting / ended / failed) are reported through
 ``on_state`` so the daemon can turn unready and log clearly.
+
+A file (a source that is not ``live``) played with ``on_end="stop"`` is opened once: if it
+cannot be opened or fails while being read, reopening would only fail again or replay it
+from the start, so capture ends in state ``failed`` with the reason in :attr:`failure`
+(the daemon then stops and ``liveness daemon`` exits 1). With ``on_end="reopen"`` it is
+retried with back-off like a lost camera.
 """
 
 from __future__ import annotations
@@ -66,6 +72,8 @@ class CaptureWorker:
         self.reconnects = 0
         self.last_frame_at: float | None = None
         self.finished = threading.Event()  # the thread has exited (ended or stopped)
+        self.failure: str | None = None  # why a file source was given up (see module doc)
+        self._last_error = ""
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
@@ -100,11 +108,15 @@ class CaptureWorker:
                         break
                     delay = min(delay * 2, self.reconnect_max_s)
                 first = False
+                source: FrameSource | None = None
                 try:
                     source = self.source_factory()
                     source.open()
                 except Exception as exc:  # SourceError, or a bug: either way, retry later
                     self.metrics.source_errors.labels("open").inc()
+                    if isinstance(exc, SourceError) and self._gives_up(source):
+                        self._fail(f"cannot open: {exc}")
+                        break
                     self._set_state("disconnected", str(exc))
                     if isinstance(exc, SourceError):
                         log.error("source: cannot open: %s", exc)
@@ -124,6 +136,9 @@ class CaptureWorker:
                     outcome = "failed"
                 finally:
                     source.close()
+                if outcome == "source-error" and self._gives_up(source):
+                    self._fail(f"failed while reading: {self._last_error}")
+                    break
                 if outcome == "delivered":
                     delay = self.reconnect_initial_s  # it worked for a while: start over
                 if outcome == "ended" and self.on_end == "stop":
@@ -133,8 +148,18 @@ class CaptureWorker:
             self.queue.close()
             self.finished.set()
 
+    def _gives_up(self, source: FrameSource | None) -> bool:
+        """A file that will not play with on_end=stop is not retried (module docstring)."""
+        return source is not None and not source.live and self.on_end == "stop"
+
+    def _fail(self, reason: str) -> None:
+        self.failure = reason
+        log.error("source: %s; not retried (a file with --on-end stop)", reason)
+        self._set_state("failed", reason)
+
     def _pump(self, source: FrameSource) -> str:
-        """Read until stop/failure; return 'stopped', 'ended', 'failed' or 'delivered'."""
+        """Read until stop/failure; return 'stopped', 'ended', 'failed', 'delivered' or
+        'source-error' (a SourceError from a file, see :meth:`_gives_up`)."""
         delivered = False
         self._set_state("connected", source.description)
         last = time.monotonic()  # the last frame, or the moment the source opened
@@ -146,8 +171,11 @@ class CaptureWorker:
                 self.metrics.source_errors.labels("ended").inc()
                 return "ended"
             except SourceError as exc:
-                log.error("source failed: %s", exc)
                 self.metrics.source_errors.labels("read").inc()
+                if self._gives_up(source):
+                    self._last_error = str(exc)
+                    return "source-error"
+                log.error("source failed: %s", exc)
                 self._set_state("disconnected", str(exc))
                 return "delivered" if delivered else "failed"
             now = time.monotonic()

@@ -164,6 +164,10 @@ def daemon(
         ", ".join(f"#{tid} {d}" for tid, d in summary.final_decisions.items()) or "no tracks",
     )
     sys.stdout.flush()
+    if summary.error is not None:
+        # a file that cannot be played with --on-end stop: a failure, not a normal end
+        where = "" if source_uri.split("?")[0] in summary.error else f" ({source_uri})"
+        raise click.ClickException(f"source failed: {summary.error}{where}")
 
 
 def _build_analyzer(

@@ -9,8 +9,16 @@ Two event kinds (schema in docs/daemon.md):
 
 The webhook output never blocks the daemon: events go into a bounded buffer (oldest
 dropped and counted when full) that a sender thread POSTs in order, retrying a failed
-POST with exponential back-off. On close every output flushes, the webhook for at most
-``flush_timeout_s``.
+POST with exponential back-off (``backoff_initial_s`` doubling to ``backoff_max_s``). On
+close every output flushes, the webhook for at most ``flush_timeout_s``: closing wakes the
+sender for an immediate retry, later retries keep the back-off, and a retry that could
+not start before the flush deadline is not announced. Every "retrying in N s" log line
+is the wait that follows it.
+
+A ``jsonl:PATH`` output is opened when it is parsed, so a path that cannot be written
+(its directory missing or a file, the path a directory, no permission) is refused before
+the daemon starts, with :class:`OutputSpecError` naming the path. Directories are never
+created: a typo in a path must not turn into a new directory tree.
 """
 
 from __future__ import annotations
@@ -81,8 +89,24 @@ class JsonlOutput(StreamOutput):
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        super().__init__(path.open("a", encoding="utf-8"), f"jsonl:{path}")
+        name = f"jsonl:{path}"
+        parent = path.parent
+        if parent.exists() and not parent.is_dir():
+            raise OutputSpecError(f"{name}: {parent} is a file, not a directory")
+        if not parent.exists():
+            raise OutputSpecError(
+                f"{name}: directory {parent} does not exist; create it first "
+                "(the daemon does not create directories)"
+            )
+        if path.is_dir():
+            raise OutputSpecError(f"{name}: {path} is a directory; name a file in it")
+        try:
+            stream = path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise OutputSpecError(
+                f"{name}: cannot open for appending: {exc.strerror or exc}"
+            ) from None
+        super().__init__(stream, name)
 
     def frame(self, event: dict[str, Any]) -> None:
         super().frame(event)
@@ -117,6 +141,7 @@ class WebhookOutput(Output):
         self.buffer_size = buffer_size
         self._cond = threading.Condition()
         self._closing = False
+        self._close_deadline = float("inf")  # when close() stops waiting for the sender
         self._abandoned = False  # close() gave up waiting: the sender stops at once
         self._thread: threading.Thread | None = None
         self.sent = 0
@@ -173,13 +198,7 @@ class WebhookOutput(Output):
                 self.failures += 1
                 if self._on_retry:
                     self._on_retry()
-                log.warning("%s: POST failed (%s); retrying in %.1fs", self.name, exc, delay)
-                with self._cond:
-                    if self._closing:
-                        # shutting down: keep trying only until close() gives up on us
-                        self._cond.wait(min(delay, 0.2))
-                    else:
-                        self._cond.wait(delay)
+                self._pause_before_retry(exc, delay)
                 delay = min(delay * 2, self.backoff_max_s)
                 continue
             delay = self.backoff_initial_s
@@ -188,8 +207,34 @@ class WebhookOutput(Output):
                     self._buffer.popleft()
                 self.sent += 1
 
+    def _pause_before_retry(self, exc: Exception, delay: float) -> None:
+        """Wait ``delay`` before the next attempt, logging the wait that really follows."""
+        with self._cond:
+            if self._closing:
+                left = self._close_deadline - time.monotonic()
+                if left <= delay:
+                    log.warning(
+                        "%s: POST failed (%s); no retry before the shutdown deadline "
+                        "(next in %.1fs, %.1fs left)",
+                        self.name,
+                        exc,
+                        delay,
+                        max(left, 0.0),
+                    )
+                    self._cond.wait(max(left, 0.0))  # until close() gives up on us
+                    return
+            log.warning("%s: POST failed (%s); retrying in %.1fs", self.name, exc, delay)
+            was_closing = self._closing
+            self._cond.wait(delay)
+            if self._closing and not was_closing and not self._abandoned:
+                # close() woke us early: one immediate try before the flush deadline
+                log.info(
+                    "%s: shutting down, retrying now (%d pending)", self.name, len(self._buffer)
+                )
+
     def close(self, timeout: float) -> None:
         with self._cond:
+            self._close_deadline = time.monotonic() + timeout
             self._closing = True
             self._cond.notify_all()
         if self._thread is not None:

@@ -44,6 +44,9 @@ class DaemonSummary:
     reconnects: int = 0
     final_decisions: dict[int, str] = field(default_factory=dict)  # track id → decision
     stop_reason: str = ""
+    #: why the source was given up (a file that cannot be read, --on-end stop); None when
+    #: the daemon stopped normally. The CLI exits 1 with it.
+    error: str | None = None
 
 
 def _now_iso() -> str:
@@ -184,6 +187,7 @@ class LivenessDaemon:
             s.frames_captured = self.capture.sequence
             s.frames_dropped = self.queue.dropped
             s.reconnects = self.capture.reconnects
+            s.error = self.capture.failure
             s.final_decisions = {tid: t.decision for tid, t in self.tracker.tracks.items()}
             log.info(
                 "daemon stopped (%s): %d frames processed, %d dropped, %d decision changes",
@@ -200,7 +204,9 @@ class LivenessDaemon:
             try:
                 item = self.queue.get(timeout=0.2)
             except QueueClosed:
-                self.summary.stop_reason = self.summary.stop_reason or "source ended"
+                failure = self.capture.failure
+                ended = f"source failed: {failure}" if failure else "source ended"
+                self.summary.stop_reason = self.summary.stop_reason or ended
                 return
             self.metrics.queue_depth.set(len(self.queue))
             self._update_readiness()
