@@ -163,5 +163,5 @@ def analyze(
     **options: Any,
 ) -> dict[str, Any]:
     """:meth:`Analyzer.analyze` on :func:`default_analyzer` (the first call loads the
-    model, about a second; later calls reuse it)."""
+    models, a few seconds; later calls reuse them)."""
     return default_analyzer().analyze(rgb, depth, ir, **options)

@@ -90,10 +90,12 @@ def test_predict_json_is_the_api_body_for_the_same_bytes(api: httpx.Client, phot
     assert _stable(body) == _stable(expected)
     assert set(body["timings_ms"]) == set(expected["timings_ms"])
     assert body["request_id"] != expected["request_id"]
-    if photo == PORTRAIT:  # a real live person, full frame: one face, scored and decided
-        (face,) = body["faces"]
-        assert face["decision"] == "live" and 0.0 <= face["score"] <= 1.0
-        assert body["scoring"] == "flexmodal+rgb_expert"
+    # Real live people, full frames (live_T1 is a phone photo stored sideways with an EXIF
+    # orientation): one face each, scored by both components and decided live.
+    (face,) = body["faces"]
+    assert face["decision"] == "live" and 0.0 <= face["score"] <= 1.0
+    assert body["scoring"] == "flexmodal+rgb_expert"
+    assert set(face["scores"]) == {"flexmodal", "rgb_expert"}
 
 
 def test_predict_with_depth_and_ir_matches_the_api(
