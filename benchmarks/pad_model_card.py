@@ -77,9 +77,7 @@ def expert_lines(spec: Any) -> list[str]:
         f"- RGB-expert fusion (`flexlive.rgb_expert`, expert {fusion.expert}): "
         + "; ".join(parts)
         + ". Other subsets report the expert's score without fusing it. Fitted with "
-        "`liveness expert calibrate` on "
-        + fusion.calibration
-        + "."
+        "`liveness expert calibrate` on " + fusion.calibration + "."
     ]
 
 

@@ -121,8 +121,9 @@ def head_relief(
     # inpainting (smooth along the edge, no radial streaks), then falling off elliptically
     # as the silhouette comes nearer (t = 0 at the face's edge, 1 at the silhouette).
     outside = (~inside).astype(np.uint8)
-    filled = cv2.inpaint(np.where(inside, mh, 0.0).astype(np.float32), outside, 3,
-                         cv2.INPAINT_TELEA)
+    filled = cv2.inpaint(
+        np.where(inside, mh, 0.0).astype(np.float32), outside, 3, cv2.INPAINT_TELEA
+    )
     cont = cv2.GaussianBlur(filled, (0, 0), 0.25 * ied)
     d_face = cv2.distanceTransform(outside, cv2.DIST_L2, 5)
     d_edge = cv2.distanceTransform((alpha > 0.5).astype(np.uint8), cv2.DIST_L2, 5)
