@@ -26,6 +26,19 @@ NESTED_DELIMITER = "__"
 FOREIGN_PREFIXES = ("LIVENESS_DAEMON_",)
 
 
+def analysis_slots(settings: Any) -> int:
+    """``max_concurrent_requests``, or when unset: usable CPU cores ÷ intra-op threads."""
+    explicit = getattr(settings, "max_concurrent_requests", None)
+    if explicit:
+        return int(explicit)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    threads = int(getattr(settings, "intra_op_threads", 2)) or cores
+    return max(1, cores // max(1, threads))
+
+
 class SettingsError(ValueError):
     """Settings could not be loaded; the message lists every bad variable and why."""
 
@@ -97,11 +110,14 @@ class Settings(BaseSettings):
     max_batch: int = Field(
         default=16, ge=1, le=1024, description="Faces per ONNX Runtime call at most."
     )
-    max_concurrent_requests: int = Field(
-        default=2,
+    max_concurrent_requests: int | None = Field(
+        default=None,
         ge=1,
         le=1024,
-        description="Requests analysed at the same time; further ones wait in the queue.",
+        description="Requests analysed at the same time; further ones wait in the queue. "
+        "Unset = the CPU cores this process may use divided by intra_op_threads (at least 1): "
+        "more concurrent analyses than cores only lengthen each one (measured: 2 slots on 2 "
+        "cores gave an accepted p99 of 7-9x the unloaded p50, 1 slot 3-4x).",
     )
     max_queue: int = Field(
         default=8,

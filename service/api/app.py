@@ -27,7 +27,7 @@ from service.engine import InferenceEngine
 from service.metrics import Metrics
 from service.pipeline import LivenessPipeline, build_face_stage, load_rgb_expert
 from service.policy import ModalityPolicy
-from service.settings import Settings, load_settings
+from service.settings import Settings, analysis_slots, load_settings
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.metrics.queued.set(waiting)
 
     state.admission = AdmissionControl(
-        settings.max_concurrent_requests,
+        analysis_slots(settings),
         settings.max_queue,
         settings.queue_timeout_s,
         settings.retry_after_s,

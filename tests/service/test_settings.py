@@ -75,3 +75,17 @@ def test_configuration_docs_list_every_setting() -> None:
     # The service's own table is generated; regenerate with `python -m service.settings`.
     for line in settings_markdown().split("\n\n")[0].splitlines():
         assert line in text, f"docs/configuration.md is stale: {line[:60]}"
+
+
+def test_analysis_slots_default_to_cores_per_inference_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from service.settings import analysis_slots
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(8)))
+    assert analysis_slots(Settings(intra_op_threads=2)) == 4
+    assert analysis_slots(Settings(intra_op_threads=1)) == 8
+    assert analysis_slots(Settings(intra_op_threads=16)) == 1
+    assert analysis_slots(Settings(intra_op_threads=2, max_concurrent_requests=3)) == 3
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1})
+    assert analysis_slots(Settings()) == 1  # 2 cores, 2 threads per analysis

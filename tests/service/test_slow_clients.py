@@ -133,9 +133,14 @@ class Trickler:
 
 @pytest.fixture
 def trickle_server(test_model_path: Path, live_server: Any) -> Iterator[tuple[str, httpx.Client]]:
-    # Default max_concurrent_requests (2) and queue; a short body deadline for the test.
-    settings = Settings(model_path=test_model_path, body_timeout_s=2.0, rgb_expert=False)
-    assert settings.max_concurrent_requests == 2
+    # Two analysis slots (what the reported defect had) and the default queue; a short
+    # body deadline for the test.
+    settings = Settings(
+        model_path=test_model_path,
+        body_timeout_s=2.0,
+        rgb_expert=False,
+        max_concurrent_requests=2,
+    )
     with live_server(create_app(settings)) as url, httpx.Client(base_url=url, timeout=30) as c:
         wait_ready(c)
         yield url, c
