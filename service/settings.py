@@ -133,7 +133,11 @@ class Settings(BaseSettings):
         description="Longest wait for a slot before a queued request gets 503.",
     )
     retry_after_s: int = Field(
-        default=1, ge=0, le=3600, description="Value of the Retry-After header on 503/429."
+        default=1,
+        ge=0,
+        le=3600,
+        description="Retry-After (seconds) on 503 answers: overload shedding and /readyz before "
+        "the model is warm. A locked API key's 429 carries its own remaining lockout time.",
     )
     queue_wait_ratio: float = Field(
         default=1.0,

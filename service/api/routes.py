@@ -237,7 +237,8 @@ async def readyz(request: Request) -> Any:
         detail=state.ready_detail,
     )
     if not state.ready:
-        return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "1"})
+        retry = str(state.settings.retry_after_s)
+        return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": retry})
     return body
 
 

@@ -392,6 +392,7 @@ def test_readyz_is_503_until_warm_and_overload_is_503_with_retry_after(
         ):
             r = c.get("/readyz")
             assert r.status_code == 503 and r.json()["ready"] is False
+            assert r.headers["retry-after"] == "3"  # the setting, not a hard-coded 1
             assert c.get("/healthz").status_code == 200
             r = c.post("/liveness", files=files_for(("rgb",)), data={"cropped": "true"})
             problem(r, 503, None, "not-ready")
