@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--unique", type=int, default=30, help="rendered frames, cycled")
     parser.add_argument("--real-time", action="store_true", help="camera mode (30 fps pace)")
     parser.add_argument("--model", type=Path, default=None)
-    parser.add_argument("--queue-size", type=int, default=4)
+    parser.add_argument("--queue-size", type=int, default=1)
     parser.add_argument("--recording", type=Path, default=None, help="reuse/keep this .db3")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()

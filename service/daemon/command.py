@@ -68,7 +68,13 @@ log = logging.getLogger(__name__)
     show_default=True,
     help="When a recording/video/folder ends: stop, or reopen it like a lost camera.",
 )
-@click.option("--queue-size", type=int, default=4, show_default=True, help="Frames buffered.")
+@click.option(
+    "--queue-size",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Frames buffered; a live camera drops the oldest when full (1 = latest frame).",
+)
 @click.option(
     "--stall-timeout",
     type=float,

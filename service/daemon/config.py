@@ -46,10 +46,12 @@ class DaemonConfig(BaseModel):
 
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     queue_size: int = Field(
-        default=4,
+        default=1,
         ge=1,
-        description="Frames buffered between capture and "
-        "analysis; a live source drops the oldest when full",
+        description="Frames buffered between capture and analysis. A live source drops the "
+        "oldest when full, so the default 1 means latest-frame semantics: a decision is "
+        "never made on a frame older than the one being analysed (a file source waits "
+        "instead, nothing is lost)",
     )
     stall_timeout_s: float = Field(
         default=2.0,
