@@ -21,20 +21,17 @@ import onnxruntime as ort
 from models.datasets.crops import CropCache, restrict
 from models.metrics import calibrate, pad_report
 from models.preprocess import preprocess_batch
-from models.spec import INPUT_NAMES, OUTPUT_SCORE, ModelSpec, parse_subset, subset_name
+from models.spec import (
+    INPUT_NAMES,
+    OUTPUT_SCORE,
+    SUBSET_ORDER,
+    ModelSpec,
+    parse_subset,
+    subset_name,
+)
 
 log = logging.getLogger(__name__)
 
-#: The paper's four sub-protocols first, then the subsets without RGB.
-SUBSET_ORDER: tuple[tuple[str, ...], ...] = (
-    ("rgb",),
-    ("rgb", "depth"),
-    ("rgb", "ir"),
-    ("rgb", "depth", "ir"),
-    ("depth",),
-    ("ir",),
-    ("depth", "ir"),
-)
 #: The paper's four sub-protocols: RGB alone and with each extra modality.
 PAPER_SUBSETS: tuple[str, ...] = ("rgb", "rgb+depth", "rgb+ir", "rgb+depth+ir")
 

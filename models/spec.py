@@ -57,6 +57,19 @@ def subset_name(subset: Iterable[str]) -> str:
     return "+".join(m for m in MODALITIES if m in chosen)
 
 
+#: Every non-empty modality subset in report order: the paper's four sub-protocols first
+#: (RGB alone and with each extra modality), then the subsets without RGB.
+SUBSET_ORDER: tuple[tuple[str, ...], ...] = (
+    ("rgb",),
+    ("rgb", "depth"),
+    ("rgb", "ir"),
+    ("rgb", "depth", "ir"),
+    ("depth",),
+    ("ir",),
+    ("depth", "ir"),
+)
+
+
 def parse_subset(name: str) -> tuple[str, ...]:
     """Inverse of :func:`subset_name` (accepts any order and ``,`` or ``+``)."""
     parts = [p.strip().lower() for p in name.replace(",", "+").split("+") if p.strip()]

@@ -43,21 +43,13 @@ from models.fusion import (
     sigmoid,
 )
 from models.metrics import calibrate, pad_report
-from models.spec import subset_name
+from models.spec import SUBSET_ORDER, subset_name
 from sensors.bundle import FrameBundle
 
 log = logging.getLogger(__name__)
 
 #: Every non-empty subset, the paper's four first (as ``liveness eval`` reports them).
-SUBSETS: tuple[tuple[str, ...], ...] = (
-    ("rgb",),
-    ("rgb", "depth"),
-    ("rgb", "ir"),
-    ("rgb", "depth", "ir"),
-    ("depth",),
-    ("ir",),
-    ("depth", "ir"),
-)
+SUBSETS = SUBSET_ORDER
 PROFILES = ("d435", "sr305")
 PHOTO_ATTACKS = (
     "print_flat",
@@ -376,6 +368,19 @@ def load_rows(path: Path) -> list[Row]:
     return [Row(**r) for r in json.loads(path.read_text())]
 
 
+def cached_rows(
+    scorer: Scorer, split: str, synth_per_cell: int, attacks_per_photo: int, cache: Path | None
+) -> list[Row]:
+    """The ``split`` rows: read from ``cache`` when it exists, else collected (and written
+    there when a path is given)."""
+    if cache is not None and cache.is_file():
+        return load_rows(cache)
+    data = collect(scorer, split, synth_per_cell, attacks_per_photo)
+    if cache is not None:
+        save_rows(data, cache)
+    return data
+
+
 def write_fusion(model: Path, fusion: ExpertFusion, out: Path, version: str | None) -> None:
     """Copy ``model`` to ``out`` with ``flexlive.rgb_expert`` (and optionally a new
     version) in its metadata; the graph is untouched."""
@@ -493,12 +498,7 @@ def calibrate_command(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fuse") from None
     scorer = Scorer.load(model)
-    if rows is not None and rows.is_file():
-        data = load_rows(rows)
-    else:
-        data = collect(scorer, "dev", synth_per_cell, attacks_per_photo)
-        if rows is not None:
-            save_rows(data, rows)
+    data = cached_rows(scorer, "dev", synth_per_cell, attacks_per_photo, rows)
     shas = {f.name: f.sha256 for f in scorer.expert.files}
     fusion = fit(data, list(scorer.engine.spec.operating_points), shas, fused)
     write_fusion(model, fusion, out, new_version)
@@ -544,12 +544,7 @@ def eval_command(
 ) -> None:
     """Every subset with and without the expert on the test set (default operating point)."""
     scorer = Scorer.load(model)
-    if rows is not None and rows.is_file():
-        data = load_rows(rows)
-    else:
-        data = collect(scorer, "test", synth_per_cell, attacks_per_photo)
-        if rows is not None:
-            save_rows(data, rows)
+    data = cached_rows(scorer, "test", synth_per_cell, attacks_per_photo, rows)
     spec = scorer.engine.spec
     report = evaluate(data, spec, spec.expert_fusion())
     click.echo(format_report(report))

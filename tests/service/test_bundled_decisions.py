@@ -96,7 +96,7 @@ def test_real_photographs_of_live_people(client: httpx.Client) -> None:
         decisions["rgb+depth+ir"].append(face["decision"])
     n = len(holdout_photos())
     assert decisions["rgb+depth+ir"].count("live") >= 0.9 * n, decisions
-    # The target is none spoof. Measured with model 2.2.0 (generator 2.1.0, no
+    # The target is none spoof. Measured with model 2.2.0 (generator 2.1.0, no
     # face/skull seam): 24 live / 1 uncertain / 1 spoof — the spacesuit portrait
     # ('astronaut') is decided spoof. Said in the model card; at most that one here.
     assert decisions["rgb+depth+ir"].count("spoof") <= 1, decisions
