@@ -77,6 +77,8 @@ def run(model: Path, distance_mm: float = 600.0) -> dict[str, Any]:
                         "decision": face["decision"] if face else "no_face",
                         "score": round(float(face["score"]), 4) if face else None,
                         "reasons": (face["reasons"] if face else body.get("reasons", [])),
+                        "components": face.get("scores", {}) if face else {},
+                        "ood_distance": face.get("ood_distance") if face else None,
                         "subset": body.get("modalities_used") or body.get("modalities"),
                     }
                 )

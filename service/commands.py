@@ -114,6 +114,12 @@ def serve(host: str | None, port: int | None, model_path: Path | None, workers: 
             f"LIVENESS_OPERATING_POINT={settings.operating_point!r} is not one of the model's "
             f"operating points {sorted(ops)}"
         )
+    spoof_op = settings.spoof_operating_point
+    if spoof_op is not None and spoof_op.lower() != "none" and spoof_op not in ops:
+        raise click.ClickException(
+            f"LIVENESS_SPOOF_OPERATING_POINT={spoof_op!r} is not one of the model's "
+            f"operating points {sorted(ops)} (or 'none')"
+        )
     logger.info(
         "serving",
         extra={"host": settings.host, "port": settings.port, "model": engine.info.name,

@@ -45,6 +45,7 @@ from models.fusion import (
 from models.metrics import calibrate, pad_report
 from models.spec import SUBSET_ORDER, subset_name
 from sensors.bundle import FrameBundle
+from service.pipeline import DEFAULT_SPOOF_POINT, decide
 
 log = logging.getLogger(__name__)
 
@@ -325,6 +326,15 @@ def evaluate(rows: list[Row], spec: Any, fusion: ExpertFusion | None) -> dict[st
                 if mode == "fused" and sub is not None
                 else spec.threshold(op, subset)
             )
+            # The same three-way decision as the service (service.pipeline.decide).
+            sp = DEFAULT_SPOOF_POINT if DEFAULT_SPOOF_POINT in spec.operating_points else None
+            s_point = None
+            if sp is not None:
+                s_point = (
+                    sub.operating_points.get(sp)
+                    if mode == "fused" and sub is not None
+                    else spec.threshold(sp, subset)
+                )
             synth = [r for r in sel if r.source == "synth"]
             block: dict[str, Any] = {"threshold": round(t, 4)}
             if len({r.label for r in synth}) == 2:
@@ -352,8 +362,7 @@ def evaluate(rows: list[Row], spec: Any, fusion: ExpertFusion | None) -> dict[st
                         decisions["uncertain"] += 1
                         continue
                     v = score(r)
-                    d = "live" if v >= t + margin else "spoof" if v < t - margin else "uncertain"
-                    decisions[d] += 1
+                    decisions[decide(v, t, margin, s_point)] += 1
                 block[source] = dict(decisions)
             entry[mode] = block
         out[name] = entry

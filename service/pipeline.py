@@ -6,10 +6,13 @@ bona fide score, decision at an operating point, quality values and reason codes
 the modalities received and used, frame-level reasons and timings per stage. The REST
 API and the camera daemon both call it.
 
-Decision semantics (``t`` = operating-point threshold, ``m`` = uncertain margin):
-``live`` when score ≥ t + m, ``spoof`` when score < t − m, otherwise ``uncertain``. A face
-with any quality reason, or a modality subset the model does not support, is
-``uncertain`` whatever its score.
+Decision semantics (``t`` = operating-point threshold, ``m`` = uncertain margin, ``s`` =
+the threshold of the *spoof point*, by default ``bpcer1``: the score below which 1 % of dev
+bona fide presentations fall): ``live`` when score ≥ t + m, ``spoof`` when score <
+min(t − m, s), otherwise ``uncertain``. A live person is called an attack only on evidence
+that few live people give; in between, the answer is "try again". A face with any quality
+reason, or a modality subset the model does not support, is ``uncertain`` whatever its
+score.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ REASON_INFERENCE_FAILED = "inference_failed"
 #: The face's embedding is farther from the training data of its modality subset than the
 #: model's dev-calibrated OOD threshold (see ``models.ood``): no confident answer.
 REASON_OUT_OF_DISTRIBUTION = "out_of_distribution"
+#: Operating point that bounds ``spoof`` when ``LIVENESS_SPOOF_OPERATING_POINT`` is unset.
+DEFAULT_SPOOF_POINT = "bpcer1"
 #: Names of the score components in ``FaceAnalysis.scores``.
 COMPONENT_FLEXMODAL = "flexmodal"
 COMPONENT_RGB_EXPERT = "rgb_expert"
@@ -98,16 +103,26 @@ class Analysis:
     detector: str = ""
     #: How ``score`` was made: "flexmodal", or "flexmodal+rgb_expert" when fused.
     scoring: str = COMPONENT_FLEXMODAL
+    #: Scores below this are decided ``spoof`` (min(t − m, spoof point)); None = t − m.
+    spoof_below: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def decide(score: float, threshold: float, margin: float) -> Decision:
-    """live ≥ t+m, spoof < t−m, else uncertain (see module docstring)."""
+def spoof_bound(threshold: float, margin: float, spoof_point: float | None) -> float:
+    """The score below which a face is ``spoof``: t − m, or the spoof point when lower."""
+    bound = threshold - margin
+    return bound if spoof_point is None else min(bound, spoof_point)
+
+
+def decide(
+    score: float, threshold: float, margin: float, spoof_point: float | None = None
+) -> Decision:
+    """live ≥ t+m, spoof < min(t−m, spoof point), else uncertain (see module docstring)."""
     if score >= threshold + margin:
         return "live"
-    if score < threshold - margin:
+    if score < spoof_bound(threshold, margin, spoof_point):
         return "spoof"
     return "uncertain"
 
@@ -146,6 +161,19 @@ class LivenessPipeline:
         self.default_operating_point = default_op
         margin = getattr(settings, "uncertain_margin", None)
         self.uncertain_margin = spec.uncertain_margin if margin is None else float(margin)
+        spoof_op = getattr(settings, "spoof_operating_point", None)
+        if spoof_op is None:  # unset: the BPCER-1 % point when the model has one
+            spoof_op = DEFAULT_SPOOF_POINT if DEFAULT_SPOOF_POINT in spec.operating_points else ""
+        if spoof_op.lower() == "none":
+            spoof_op = ""
+        if spoof_op and spoof_op not in spec.operating_points:
+            raise InputError(
+                f"spoof operating point '{spoof_op}' is not one of this model's "
+                f"{sorted(spec.operating_points)} (or 'none')",
+                field="spoof_operating_point",
+            )
+        #: Operating point whose threshold bounds ``spoof`` from above (None: t − m only).
+        self.spoof_operating_point: str | None = spoof_op or None
         self.max_faces = int(getattr(settings, "max_faces", 5))
 
     def warmup(self) -> None:
@@ -207,6 +235,8 @@ class LivenessPipeline:
         # Score distributions differ by modality subset: use the subset's own
         # dev-calibrated threshold when the model carries one (the global one otherwise).
         threshold = self.engine.spec.threshold(op, used)
+        spoof_op = self.spoof_operating_point
+        spoof_point = self.engine.spec.threshold(spoof_op, used) if spoof_op else None
         ood_threshold = self.engine.spec.ood_threshold(used)
 
         t0 = time.perf_counter()
@@ -237,10 +267,12 @@ class LivenessPipeline:
         fused_threshold = (
             subset_fusion.operating_points.get(op) if subset_fusion is not None else None
         )
-        if fused_threshold is None:
+        if fused_threshold is None or subset_fusion is None:
             subset_fusion = None
         else:
             threshold = fused_threshold
+            if spoof_op:
+                spoof_point = subset_fusion.operating_points.get(spoof_op)
 
         faces: list[FaceAnalysis] = []
         for cand, score, expert in zip(staged.faces, scores, expert_scores, strict=True):
@@ -274,7 +306,7 @@ class LivenessPipeline:
             if value is None or reasons:
                 decision: Decision = "uncertain"
             else:
-                decision = decide(value, threshold, margin)
+                decision = decide(value, threshold, margin, spoof_point)
                 if decision == "uncertain":
                     reasons.append(REASON_NEAR_THRESHOLD)
             det = cand.detection
@@ -313,6 +345,7 @@ class LivenessPipeline:
                 if subset_fusion is not None
                 else COMPONENT_FLEXMODAL
             ),
+            spoof_below=round(spoof_bound(threshold, margin, spoof_point), 6),
         )
 
     @staticmethod

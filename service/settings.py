@@ -87,6 +87,13 @@ class Settings(BaseSettings):
         description="Scores within this distance of the threshold are 'uncertain'; unset = "
         "the margin stored in the model.",
     )
+    spoof_operating_point: str | None = Field(
+        default=None,
+        description="A face is 'spoof' only when its score is below t - margin AND below "
+        "this operating point's threshold for the subset used; between the two, "
+        "'uncertain'. Unset = 'bpcer1' (the score below which 1 % of dev bona fide fall) "
+        "when the model has it; 'none' = spoof below t - margin.",
+    )
     intra_op_threads: int = Field(
         default=2, ge=0, le=256, description="ONNX Runtime intra-op threads (0 = runtime default)."
     )

@@ -10,7 +10,7 @@ import click
 import cv2
 import numpy as np
 
-from synth.benchmark import SCALES
+from synth.benchmark import SCALES, SPLITS
 from synth.profiles import PROFILES
 from synth.species import ALL_SPECIES
 
@@ -35,12 +35,28 @@ def synth() -> None:
     help="Rendering family; 'alt' (another camera, room and depth sensor) is for "
     "cross-generator tests only.",
 )
-def benchmark_cmd(out: Path, scale: str, seed: int, workers: int | None, family: str) -> None:
+@click.option(
+    "--split",
+    "splits",
+    type=click.Choice(list(SPLITS)),
+    multiple=True,
+    help="Render only this split (repeatable; default: all). A cross-generator test set "
+    "needs only '--split test'.",
+)
+def benchmark_cmd(
+    out: Path, scale: str, seed: int, workers: int | None, family: str, splits: tuple[str, ...]
+) -> None:
     """Aligned crops + protocol lists (intra, cross_profile, unseen_*) + manifest."""
     from synth.benchmark import generate_benchmark
 
     manifest = generate_benchmark(
-        out, scale=scale, seed=seed, progress=True, workers=workers, family=family
+        out,
+        scale=scale,
+        seed=seed,
+        progress=True,
+        workers=workers,
+        family=family,
+        splits=splits or SPLITS,
     )
     info = json.loads(manifest.read_text())
     click.echo(

@@ -68,11 +68,14 @@ def alt_capture(
     d = depth.astype(np.float32)
     valid = d > 0
     d = d + rng.normal(0, 1, d.shape).astype(np.float32) * d * rng.uniform(0.002, 0.006)
-    edges = cv2.morphologyEx(depth, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 60
+    # Flying pixels mix the two *surfaces* on either side of a depth edge. A hole is no
+    # surface: it takes no part (mixing with 0 would put points a few mm from the lens).
+    k = np.ones((3, 3), np.uint8)
+    near = cv2.erode(np.where(valid, d, np.float32(np.inf)), k)
+    far = cv2.dilate(np.where(valid, d, np.float32(0)), k)
+    edges = valid & np.isfinite(near) & (far - near > 60)
     mix = rng.uniform(0, 1, d.shape).astype(np.float32)
-    near = cv2.erode(d, np.ones((3, 3), np.uint8))
-    far = cv2.dilate(d, np.ones((3, 3), np.uint8))
-    d = np.where(edges, mix * near + (1 - mix) * far, d)
+    d = np.where(edges, mix * np.where(edges, near, 0) + (1 - mix) * far, d)
     holes = rng.random(d.shape) < rng.uniform(0.0, 0.03)
     depth16 = np.where(valid & ~holes, np.clip(np.round(d), 1, 65535), 0).astype(np.uint16)
     # NIR: a wider illuminator (vignetting), gain offset, other noise.

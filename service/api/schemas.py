@@ -20,6 +20,11 @@ class OperatingPoint(BaseModel):
     name: str = Field(description="Operating point used for the decisions, e.g. 'eer'")
     threshold: float = Field(description="Threshold on the bona fide score")
     uncertain_margin: float = Field(description="Scores within this of the threshold: uncertain")
+    spoof_below: float | None = Field(
+        None,
+        description="Scores below this are 'spoof': threshold - margin, or the spoof "
+        "operating point's threshold (LIVENESS_SPOOF_OPERATING_POINT) when lower",
+    )
 
 
 class Face(BaseModel):
@@ -77,6 +82,7 @@ class LivenessResponse(BaseModel):
                     "name": analysis.operating_point,
                     "threshold": analysis.threshold,
                     "uncertain_margin": analysis.uncertain_margin,
+                    "spoof_below": analysis.spoof_below,
                 },
                 "modalities_received": analysis.modalities_received,
                 "modalities_used": analysis.modalities_used,

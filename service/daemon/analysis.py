@@ -62,6 +62,7 @@ class PipelineAnalyzer:
                     landmarks=f.landmarks,
                     quality=dict(f.quality),
                     threshold=float(result.threshold),
+                    spoof_below=result.spoof_below,
                 )
                 for f in result.faces
             ],

@@ -12,7 +12,9 @@ by changing the threshold. With the latest frame's threshold ``t`` and the opera
 point's margin ``m``:
 
 - the track is in the live band when the mean margin ≥ m, the spoof band when < −m
-  (each edge at most half-way from ``t`` to 1 or 0, so both stay reachable);
+  (each edge at most half-way from ``t`` to 1 or 0, so both stay reachable) and below the
+  latest frame's spoof point (``spoof_below``, see :mod:`service.pipeline`), so a track is
+  never ``spoof`` where a single frame would be ``uncertain``;
 - a track becomes ``live`` only after ``min_live_frames`` consecutive frames in the live
   band, ``spoof`` after ``min_spoof_frames`` in the spoof band; until then ``uncertain``;
 - hysteresis: a decided track keeps its decision until the score crosses the threshold
@@ -102,15 +104,24 @@ class FaceTracker:
         """Forget every track (the source was reopened: faces may have changed)."""
         self.tracks.clear()
 
-    def _band(self, score: float | None, decision: Decision, threshold: float | None = None) -> str:
+    def _band(
+        self,
+        score: float | None,
+        decision: Decision,
+        threshold: float | None = None,
+        spoof_below: float | None = None,
+    ) -> str:
         if score is None:
             return "none"
         # The frame's own threshold follows the modality subset actually used.
         t = self.op.threshold if threshold is None else threshold
         m, h = self.op.margin, self.config.hysteresis
+        h_live = h if decision == "live" else 0.0
         # bands stay reachable when the threshold sits near 0 or 1 (at most half-way out)
         live_cut = min(t + m + (h if decision == "spoof" else 0.0), t + (1.0 - t) / 2.0)
-        spoof_cut = max(t - m - (h if decision == "live" else 0.0), t / 2.0)
+        spoof_cut = max(t - m - h_live, t / 2.0)
+        if spoof_below is not None:
+            spoof_cut = min(spoof_cut, spoof_below - h_live)
         if score >= live_cut:
             return "live"
         if score < spoof_cut:
@@ -131,7 +142,7 @@ class FaceTracker:
         margin = track.margin
         assert margin is not None
         # the windowed margin, placed on the latest frame's scale
-        band = self._band(t + margin, track.decision, t)
+        band = self._band(t + margin, track.decision, t, obs.spoof_below)
         if band == track.streak_band:
             track.streak += 1
         else:

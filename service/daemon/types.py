@@ -29,6 +29,9 @@ class FaceObservation:
     # The threshold this frame was decided at (the model's threshold for the modality
     # subset used); None → the operating point's global threshold.
     threshold: float | None = None
+    # Scores below this were decided spoof in this frame (min(t − m, spoof point), see
+    # service.pipeline); None → t − m.
+    spoof_below: float | None = None
 
 
 @dataclass

@@ -417,6 +417,24 @@ def test_alt_family_is_another_camera_and_room_main_unchanged() -> None:
         render_scene("bona_fide", "d435", 7, family="nope")
 
 
+def test_alt_family_flying_pixels_stay_between_surfaces() -> None:
+    """Flying pixels mix the two surfaces at a depth edge; a hole is no surface. Every valid
+    alt pixel lies within the range of the main render's valid depths around it (2.1.0 mixed
+    holes in and put points a few millimetres from the lens on every face)."""
+    main = render_scene("bona_fide", "d435", 7, split="test")
+    alt = render_scene("bona_fide", "d435", 7, split="test", family="alt")
+    k = np.ones((3, 3), np.uint8)
+    valid = main.depth > 0
+    lo = cv2.erode(np.where(valid, main.depth, 65535).astype(np.uint16), k)
+    hi = cv2.dilate(main.depth, k)
+    inside = (alt.depth > 0) & valid
+    d = alt.depth[inside].astype(np.float32)
+    # the range noise (≤ 0.6 % of range) on top of the mix
+    slack = 0.03 * d + 5
+    assert np.all(d >= lo[inside] - slack) and np.all(d <= hi[inside] + slack)
+    assert int(alt.depth[alt.depth > 0].min()) > 100
+
+
 def test_alt_family_benchmark_records_its_family(tmp_path: Path) -> None:
     from synth import generate_benchmark
 
@@ -424,3 +442,25 @@ def test_alt_family_benchmark_records_its_family(tmp_path: Path) -> None:
     assert json.loads(manifest.read_text())["family"] == "alt"
     recs = [json.loads(x) for x in (tmp_path / "samples.jsonl").read_text().splitlines()]
     assert {r["family"] for r in recs} == {"alt"}
+
+
+def test_benchmark_renders_only_the_splits_asked(tmp_path: Path) -> None:
+    from synth import generate_benchmark
+    from synth.benchmark import plan
+
+    manifest = json.loads(
+        generate_benchmark(
+            tmp_path, scale="tiny", progress=False, workers=1, splits=("test",)
+        ).read_text()
+    )
+    recs = [json.loads(x) for x in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    expected = [s for s in plan("tiny", 0) if s.split == "test"]
+    assert manifest["splits"] == ["test"] and len(recs) == len(expected) > 0
+    assert {r["split"] for r in recs} == {"test"}
+    # the same samples (seeds) as in the whole benchmark
+    assert sorted(r["seed"] for r in recs) == sorted(s.seed for s in expected)
+    combined = tmp_path / "protocols" / "combined"
+    assert (combined / "train.txt").read_text().strip() == ""
+    assert len((combined / "test.txt").read_text().splitlines()) == len(expected)
+    with pytest.raises(ValueError, match="splits"):
+        generate_benchmark(tmp_path / "x", scale="tiny", progress=False, splits=("nope",))

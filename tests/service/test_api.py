@@ -119,7 +119,12 @@ def test_decision_follows_the_score_and_operating_point(client: httpx.Client) ->
     spoof = client.post("/liveness", files=files_for(subset, 55), data={"cropped": "true"}).json()
     assert live["faces"][0]["decision"] == "live" and live["faces"][0]["score"] > 0.55
     assert spoof["faces"][0]["decision"] == "spoof" and spoof["faces"][0]["score"] < 0.45
-    assert live["operating_point"] == {"name": "eer", "threshold": 0.5, "uncertain_margin": 0.05}
+    assert live["operating_point"] == {
+        "name": "eer",
+        "threshold": 0.5,
+        "uncertain_margin": 0.05,
+        "spoof_below": 0.45,
+    }
     strict = client.post(
         "/liveness",
         files=files_for(("rgb",), 150),

@@ -81,7 +81,7 @@ def test_unseen_synthetic_captures_are_decided_right(
 def test_real_photographs_of_live_people(client: httpx.Client) -> None:
     """With depth and IR (a live relief, skin under an active illuminator) no real person
     is decided spoof and at least 90 % are live. RGB alone is the synthetic model's weak
-    side: most, not all, are live (the model card gives the measured split)."""
+    side: most, not all, are live, and none spoof (the model card gives the split)."""
     decisions: dict[str, list[str]] = {"rgb": [], "rgb+depth+ir": []}
     for photo in holdout_photos():
         bgr = cv2.cvtColor(photo.rgb, cv2.COLOR_RGB2BGR)
@@ -100,7 +100,8 @@ def test_real_photographs_of_live_people(client: httpx.Client) -> None:
     # face/skull seam): 24 live / 1 uncertain / 1 spoof — the spacesuit portrait
     # ('astronaut') is decided spoof. Said in the model card; at most that one here.
     assert decisions["rgb+depth+ir"].count("spoof") <= 1, decisions
-    # RGB alone the score fuses the RGB expert (MiniFASNet, trained on real captures):
-    # measured 21 live / 2 uncertain / 3 spoof of 26 with 2.2.0 (2.0.0 alone: 17 / 2 / 7).
-    assert decisions["rgb"].count("live") >= 0.7 * n, decisions
-    assert decisions["rgb"].count("spoof") <= 0.2 * n, decisions
+    # RGB alone the score fuses the RGB expert (MiniFASNet, trained on real captures), and
+    # spoof needs a score below the subset's BPCER-1 % point: measured 21 live /
+    # 5 uncertain / 0 spoof of 26 with 2.2.0 (21 / 2 / 3 with the symmetric band alone).
+    assert decisions["rgb"].count("live") >= 0.75 * n, decisions
+    assert decisions["rgb"].count("spoof") == 0, decisions

@@ -114,3 +114,14 @@ def test_frames_with_different_subset_thresholds_are_compared_by_margin() -> Non
     ]
     decisions = [tracker.update([o])[0].decision for o in obs]
     assert decisions == ["uncertain"] * 2 + ["live"] * 6
+
+
+def test_a_track_is_spoof_only_below_the_frames_spoof_point() -> None:
+    # 0.3 is below t − m = 0.45 but above the frame's spoof point 0.2: each frame is
+    # uncertain, and so is the track; below the spoof point it is spoof.
+    tracker = FaceTracker(TrackerConfig(min_live_frames=3, min_spoof_frames=3), OP)
+    obs = [FaceObservation((10, 10, 60, 60), 0.3, "uncertain", spoof_below=0.2)] * 5
+    assert {tracker.update([o])[0].decision for o in obs} == {"uncertain"}
+    tracker = FaceTracker(TrackerConfig(min_live_frames=3, min_spoof_frames=3), OP)
+    obs = [FaceObservation((10, 10, 60, 60), 0.1, "spoof", spoof_below=0.2)] * 3
+    assert [tracker.update([o])[0].decision for o in obs][-1] == "spoof"

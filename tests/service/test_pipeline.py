@@ -49,6 +49,38 @@ def test_margin_zero_has_no_uncertain_band() -> None:
     assert decide(0.5, 0.5, 0.0) == "live" and decide(0.4999, 0.5, 0.0) == "spoof"
 
 
+@pytest.mark.parametrize(
+    ("score", "spoof_point", "decision"),
+    [(0.3, 0.2, "uncertain"), (0.2, 0.2, "uncertain"), (0.199, 0.2, "spoof"),
+     (0.44, 0.6, "spoof"), (0.45, 0.6, "uncertain"), (0.6, 0.2, "live")],
+)  # fmt: skip
+def test_spoof_needs_a_score_below_the_spoof_point_too(
+    score: float, spoof_point: float, decision: str
+) -> None:
+    # t = 0.5, m = 0.05: spoof below min(0.45, spoof point); live from 0.55 as before
+    assert decide(score, 0.5, 0.05, spoof_point) == decision
+
+
+def test_spoof_operating_point_setting(engine: InferenceEngine) -> None:
+    """At the strict point (t = 0.8) a face scoring between the eer threshold and t − m is
+    spoof with the symmetric band and uncertain when the spoof point is 'eer'."""
+
+    def face_at(**kw: Any) -> Any:
+        settings = Settings(model_path=Path(engine.info.path), **kw)
+        p = LivenessPipeline(engine, build_face_stage(settings.face, S), settings)
+        a = p.analyze(FrameBundle(rgb=textured(150)), cropped=True, operating_point="apcer1")
+        return a, a.faces[0]
+
+    a, f = face_at(spoof_operating_point="none")  # the test model has no bpcer1 anyway
+    assert f.score is not None and 0.5 <= f.score < 0.75, f.score
+    assert f.decision == "spoof" and a.spoof_below == pytest.approx(0.75)
+    a, f = face_at(spoof_operating_point="eer")
+    assert f.decision == "uncertain" and f.reasons == ["score_near_threshold"]
+    assert a.spoof_below == pytest.approx(0.5)
+    with pytest.raises(InputError, match="spoof operating point 'bpcer7'"):
+        face_at(spoof_operating_point="bpcer7")
+
+
 def test_cropped_bundle_is_scored(pipeline: LivenessPipeline) -> None:
     depth = np.random.default_rng(1).integers(480, 540, (S, S), dtype=np.uint16)
     analysis = pipeline.analyze(FrameBundle(rgb=textured(190), depth=depth), cropped=True)

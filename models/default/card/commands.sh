@@ -16,8 +16,8 @@ liveness expert calibrate --model models/default/flexlive-lite.onnx --synth-per-
   --out models/default/flexlive-lite.onnx --version 2.2.0
 liveness expert eval --synth-per-cell 60
 .venv/bin/python benchmarks/real_photos.py --json runs/card/real_photos.json
-liveness synth benchmark --out data/synth/alt --scale small --family alt
-liveness eval --model models/default/flexlive-lite.onnx --data data/synth/alt --protocol combined \
+liveness synth benchmark --out data/synth/alt-std --scale standard --family alt --split test  # 2.1.1, ~5 min
+liveness eval --model models/default/flexlive-lite.onnx --data data/synth/alt-std --protocol combined \
   --thresholds model --json runs/card/cross_generator.json
 .venv/bin/python benchmarks/pad_baselines.py --data $DATA --protocol combined --json runs/card/baseline.json
 .venv/bin/python benchmarks/pad_occlusion.py --model models/default/flexlive-lite.onnx --data $DATA --protocol combined --n 100 --png runs/card/occlusion.png
