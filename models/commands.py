@@ -17,7 +17,7 @@ import click
     "--data",
     default=None,
     type=click.Path(exists=True, file_okay=False),
-    help="Data root holding crops/ and protocols/ (required unless --list-models).",
+    help="Data root holding crops/ and protocols/ (required unless --list-networks).",
 )
 @click.option(
     "--protocol",
@@ -26,11 +26,18 @@ import click
     help="Protocol name under DATA/protocols/ (train/dev/test lists).",
 )
 @click.option(
-    "--model",
+    "--network",
     "model_name",
     default="flexlive_lite",
     show_default=True,
-    help="Registered network name (see --list-models).",
+    help="Registered network name (see --list-networks).",
+)
+@click.option(
+    "--model",
+    "old_model_option",
+    default=None,
+    hidden=True,
+    help="Renamed --network: elsewhere --model names an ONNX file.",
 )
 @click.option(
     "--fusion",
@@ -67,13 +74,21 @@ import click
 @click.option("--threads", default=2, show_default=True, help="torch intra-op threads.")
 @click.option("--max-steps", default=None, type=int, help="Stop after this many steps.")
 @click.option("--out", default="runs/flexlive-lite", show_default=True, type=click.Path())
-@click.option("--list-models", is_flag=True, help="List registered networks and exit.")
+@click.option(
+    "--list-networks", "list_models", is_flag=True, help="List registered networks and exit."
+)
 def train(**kw: object) -> None:
     """Train a flexible-modal network; writes OUT/checkpoint.pt."""
     from models.nets import list_models
     from models.train import TrainConfig
     from models.train import train as run
 
+    old = kw.pop("old_model_option")
+    if old is not None:
+        raise click.UsageError(
+            f"'liveness train --model {old}' is now '--network {old}' (everywhere else "
+            "--model names an ONNX file)"
+        )
     if kw.pop("list_models"):
         click.echo("\n".join(list_models()))
         return

@@ -34,6 +34,52 @@ FACE_SCALE = 0.72
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
+# -- where the face lies in an aligned crop -------------------------------------------------
+# One definition for training, preprocessing and the quality checks: regions as fractions of
+# the crop side, drawn around the template at FACE_SCALE (landmarks: eyes at y 0.47, nose
+# tip 0.60, mouth 0.73; x 0.39-0.61) and scaled about the crop centre with ``face_scale``.
+_FACE_ELLIPSE = (0.5, 0.53, 0.36, 0.48)  # centre x, y; semi-axes x, y: forehead to chin
+_FACE_FEATURES_BOX = (0.25, 0.25, 0.75, 0.85)  # brows to chin, cheek to cheek
+_FACE_DEPTH_SQUARE = 0.4  # central square side whose depth is the face's depth
+
+
+def _scaled(v: float, face_scale: float) -> float:
+    return 0.5 + (v - 0.5) * face_scale / FACE_SCALE
+
+
+def face_ellipse(face_scale: float = FACE_SCALE) -> tuple[float, float, float, float]:
+    """The whole face (centre x, y and semi-axes x, y): the target of the pixel-map head."""
+    cx, cy, ax, ay = _FACE_ELLIPSE
+    k = face_scale / FACE_SCALE
+    return _scaled(cx, face_scale), _scaled(cy, face_scale), ax * k, ay * k
+
+
+def face_ellipse_mask(size: int, face_scale: float = FACE_SCALE) -> np.ndarray:
+    """:func:`face_ellipse` on a ``size``×``size`` grid: float32, 1 inside, 0 outside."""
+    cx, cy, ax, ay = face_ellipse(face_scale)
+    c = (np.arange(size, dtype=np.float32) + 0.5) / size
+    yy, xx = np.meshgrid(c, c, indexing="ij")
+    return (((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1.0).astype(np.float32)
+
+
+def face_features_box(face_scale: float = FACE_SCALE) -> tuple[float, float, float, float]:
+    """Brows to chin, cheek to cheek (x0, y0, x1, y1): where quality measures sharpness and
+    brightness and checks that the face is inside the frame."""
+    x0, y0, x1, y1 = _FACE_FEATURES_BOX
+    return (
+        _scaled(x0, face_scale),
+        _scaled(y0, face_scale),
+        _scaled(x1, face_scale),
+        _scaled(y1, face_scale),
+    )
+
+
+def face_depth_square(face_scale: float = FACE_SCALE) -> float:
+    """Side (fraction) of the central square whose median valid depth is the face depth
+    (the reference of depth normalisation: part of the preprocessing contract)."""
+    return _FACE_DEPTH_SQUARE * face_scale / FACE_SCALE
+
+
 def template(size: int, face_scale: float = FACE_SCALE) -> np.ndarray:
     """Canonical landmark positions (5×2, x/y) in a ``size``×``size`` crop."""
     return ((_TEMPLATE_112 - 0.5) * face_scale + 0.5) * size

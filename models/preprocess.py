@@ -21,10 +21,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from models.crop import face_depth_square
 from models.spec import CHANNELS, INPUT_PRESENT, MODALITIES, ModelSpec
 
-#: Central square (fraction of the side) whose valid depth pixels define the face depth.
-FACE_CENTER_FRACTION = 0.4
+#: Central square (fraction of the side) whose valid depth pixels define the face depth
+#: (the crop convention's :func:`models.crop.face_depth_square`).
+FACE_CENTER_FRACTION = face_depth_square()
 #: IR gain is stretched so the 99th percentile reaches 1, but never by more than this
 #: (a dark LCD in NIR must stay dark) and never darkened.
 IR_MAX_GAIN = 4.0

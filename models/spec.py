@@ -14,13 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sensors.bundle import MODALITIES
+
 if TYPE_CHECKING:
     from models.fusion import ExpertFusion
 
 SCHEMA_VERSION = 1
 
-#: Modality order used everywhere: tensors, the ``present`` flags, metadata.
-MODALITIES: tuple[str, ...] = ("rgb", "depth", "ir")
+#: Modality order used everywhere (tensors, the ``present`` flags, metadata): defined once,
+#: with the capture contract, in :mod:`sensors.bundle` (imported above).
+
 #: Channels per modality in the model's input tensors.
 CHANNELS: dict[str, int] = {"rgb": 3, "depth": 1, "ir": 1}
 
@@ -103,7 +106,7 @@ class ModelSpec(BaseModel):
     schema_version: int = SCHEMA_VERSION
     name: str = Field(description="Model name, e.g. flexlive-lite")
     version: str = Field(description="Model version")
-    modalities: list[str] = Field(default_factory=lambda: list(MODALITIES))
+    modalities: list[str] = Field(default_factory=lambda: [str(m) for m in MODALITIES])
     input_size: int = Field(gt=15, le=1024, description="Square input side S in pixels")
     normalisation: dict[str, Normalisation]
     depth_range_mm: float = Field(

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from models.crop import FACE_SCALE
+from models.crop import FACE_SCALE, face_ellipse_mask
 from models.datasets.crops import Augment, CropCache, ModalityDropout
 from models.datasets.torch_dataset import PadDataset
 from models.metrics import eer
@@ -79,13 +79,9 @@ def base_spec(net: FlexModalNet | FlexModalEnsemble, depth_range_mm: float = 120
 
 
 def face_region(size: int, face_scale: float = FACE_SCALE) -> torch.Tensor:
-    """Ellipse over the face in the aligned crop, on a ``size``×``size`` grid (1 inside)."""
-    c = (torch.arange(size, dtype=torch.float32) + 0.5) / size
-    yy, xx = torch.meshgrid(c, c, indexing="ij")
-    # template face spans ~0.75 × FACE_SCALE of the side; centre a touch below the middle
-    ax, ay = 0.36 * face_scale / 0.72, 0.48 * face_scale / 0.72
-    inside = ((xx - 0.5) / ax) ** 2 + ((yy - 0.53) / ay) ** 2 <= 1.0
-    return inside.float()
+    """The crop convention's face ellipse (:func:`models.crop.face_ellipse_mask`) as a
+    ``size``×``size`` tensor (1 inside): the pixel-map target of a bona fide face."""
+    return torch.from_numpy(face_ellipse_mask(size, face_scale))
 
 
 def seed_everything(seed: int) -> None:

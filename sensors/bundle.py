@@ -8,10 +8,17 @@ uint8 or uint16 H×W. See models/preprocess.py for the shared conventions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 
-MODALITY_NAMES = ("rgb", "depth", "ir")
+#: The modalities, in the one order every part of FlexLive uses: bundles, aligned crops,
+#: the model's inputs and ``present`` flags, protocol lists, API form fields, metadata.
+Modality = Literal["rgb", "depth", "ir"]
+MODALITIES: tuple[Modality, ...] = get_args(Modality)
+#: Horizontal field of view assumed when a source gives no intrinsics (a RealSense
+#: D4xx-like imager).
+DEFAULT_HFOV_DEG = 69.0
 
 
 class BundleError(ValueError):
@@ -23,14 +30,27 @@ class BundleError(ValueError):
         self.reason = message
 
 
+def focal_from_fov(width: int, hfov_deg: float) -> float:
+    """Pinhole focal length (pixels) of an image ``width`` pixels wide seeing ``hfov_deg``."""
+    return float(0.5 * width / np.tan(np.radians(hfov_deg) / 2))
+
+
 @dataclass(frozen=True)
 class Intrinsics:
+    """Pinhole intrinsics of a pixel grid (pixels; the centre of pixel (0, 0) is (0, 0))."""
+
     width: int
     height: int
     fx: float
     fy: float
     cx: float
     cy: float
+
+    @classmethod
+    def from_fov(cls, width: int, height: int, hfov_deg: float = DEFAULT_HFOV_DEG) -> Intrinsics:
+        """Square pixels, principal point at the image centre."""
+        f = focal_from_fov(width, hfov_deg)
+        return cls(width, height, f, f, (width - 1) / 2, (height - 1) / 2)
 
 
 @dataclass
@@ -46,12 +66,12 @@ class FrameBundle:
 
     @property
     def present(self) -> tuple[str, ...]:
-        return tuple(m for m in MODALITY_NAMES if getattr(self, m) is not None)
+        return tuple(m for m in MODALITIES if getattr(self, m) is not None)
 
     @property
     def shape(self) -> tuple[int, int]:
         """(height, width) of the shared pixel grid."""
-        for m in MODALITY_NAMES:
+        for m in MODALITIES:
             arr = getattr(self, m)
             if arr is not None:
                 return int(arr.shape[0]), int(arr.shape[1])

@@ -17,15 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 if TYPE_CHECKING:
     from sensors.base import FrameSource
 
-Modality = Literal["rgb", "depth", "ir"]
-ALL_MODALITIES: tuple[Modality, ...] = ("rgb", "depth", "ir")
+from sensors.bundle import MODALITIES, Modality
 
 
 class _SourceConfigBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     modalities: tuple[Modality, ...] = Field(
-        default=ALL_MODALITIES,
+        default=MODALITIES,
         min_length=1,
         description="Modalities to deliver (a subset of what the source has).",
     )

@@ -31,7 +31,7 @@ import numpy as np
 
 from sensors._realsense import FrameSetConverter, color_to_rgb, import_rs, to_intrinsics
 from sensors.base import FrameSource, SourceEnded, SourceError
-from sensors.bundle import MODALITY_NAMES, FrameBundle, Intrinsics
+from sensors.bundle import MODALITIES, FrameBundle, Intrinsics
 from sensors.config import RecordingConfig
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class RealSenseRecordingSource(FrameSource):
                 if modality is None or modality in by_modality:
                     continue
                 by_modality[modality] = (sensor, profile)
-        available = tuple(m for m in MODALITY_NAMES if m in by_modality)
+        available = tuple(m for m in MODALITIES if m in by_modality)
         wanted = tuple(m for m in self.config.modalities if m in available)
         missing = [m for m in self.config.modalities if m not in available]
         if not wanted:

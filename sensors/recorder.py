@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sensors.bundle import FrameBundle, Intrinsics
+from sensors.bundle import DEFAULT_HFOV_DEG, FrameBundle, Intrinsics
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,7 @@ class StreamSpec:
 
 
 def _default_intrinsics(width: int, height: int) -> Intrinsics:
-    # ~69° horizontal field of view, like a D435 colour imager
-    f = 0.72 * width
-    return Intrinsics(width, height, f, f, width / 2.0, height / 2.0)
+    return Intrinsics.from_fov(width, height, DEFAULT_HFOV_DEG)
 
 
 class RecordingWriter:

@@ -110,7 +110,7 @@ def check_graph(session: ort.InferenceSession, spec: ModelSpec) -> None:
         problems.append(f"missing input(s) {missing}")
     if extra:
         problems.append(f"unexpected input(s) {extra}")
-    expected_shapes = {m: [CHANNELS[m], S, S] for m in MODALITIES}
+    expected_shapes: dict[str, list[int]] = {m: [CHANNELS[m], S, S] for m in MODALITIES}
     expected_shapes[INPUT_PRESENT] = [len(MODALITIES)]
     for name, rest in expected_shapes.items():
         arg = inputs.get(name)

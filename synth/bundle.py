@@ -10,9 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from sensors.bundle import FrameBundle, Intrinsics
-
-ALL_MODALITIES = ("rgb", "depth", "ir")
+from sensors.bundle import MODALITIES, FrameBundle, Intrinsics
 
 
 def scene_intrinsics(scene: Any) -> Intrinsics | None:
@@ -31,7 +29,7 @@ def scene_to_bundle(
     scene: Any,
     index: int = 0,
     fps: float = 30.0,
-    modalities: tuple[str, ...] = ALL_MODALITIES,
+    modalities: tuple[str, ...] = MODALITIES,
 ) -> FrameBundle:
     """Frame ``index`` of a sequence at ``fps`` (timestamp ``index·1000/fps`` ms), keeping
     only ``modalities``."""

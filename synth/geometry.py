@@ -15,20 +15,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from sensors.bundle import Intrinsics
 
-@dataclass(frozen=True)
-class Camera:
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-
-    @classmethod
-    def from_fov(cls, width: int, height: int, hfov_deg: float) -> Camera:
-        f = 0.5 * width / np.tan(np.radians(hfov_deg) / 2)
-        return cls(width, height, f, f, (width - 1) / 2, (height - 1) / 2)
+#: The generator's pinhole camera is the capture contract's :class:`Intrinsics` (one
+#: definition; ``Camera.from_fov`` builds one from a field of view).
+Camera = Intrinsics
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from sensors.bundle import focal_from_fov
 from synth.appearance import FaceLook, make_look
 from synth.faces import identities, load_face
 from synth.family import FAMILIES, alt_background, alt_capture
@@ -152,7 +153,7 @@ def victim_photo(params: SceneParams) -> Photo:
     rng = _rng(params.seed, 1 + _species_key(params.species), 19)
     base = sample_params(BONA_FIDE, params.profile, int(rng.integers(2**31)), PHOTO_SIZE)
     hfov = float(rng.uniform(*PHOTO_HFOV_DEG))
-    f = 0.5 * PHOTO_SIZE[0] / np.tan(np.radians(hfov) / 2)
+    f = focal_from_fov(PHOTO_SIZE[0], hfov)
     # Face about 30-45 % of the frame width, in the upper middle.
     ied_px = rng.uniform(0.16, 0.24) * PHOTO_SIZE[0]
     dist = 63.0 * f / ied_px

@@ -13,13 +13,14 @@ import math
 import cv2
 import numpy as np
 
+from models.crop import face_features_box
 from models.preprocess import FaceCrops
 from service.face.config import FaceStageConfig
 from service.face.types import Detection, Reason
 
-#: The face region of an aligned crop (fractions of the side: x0, y0, x1, y1). With the
-#: crop convention's FACE_SCALE the template eyes sit near y=0.47 and the mouth near 0.73.
-FACE_REGION = (0.25, 0.25, 0.75, 0.85)
+#: The face region of an aligned crop (fractions of the side: x0, y0, x1, y1): the crop
+#: convention's brows-to-chin box (:func:`models.crop.face_features_box`).
+FACE_REGION = face_features_box()
 #: Sharpness is measured at this side so the threshold does not depend on the model size.
 SHARPNESS_SIDE = 112
 

@@ -52,3 +52,40 @@ def test_modalities_stay_registered_and_depth_is_not_blended() -> None:
 def test_bad_points_refused() -> None:
     with pytest.raises(ValueError):
         similarity_transform(np.zeros((5, 2)), np.zeros((4, 2)))
+
+
+def test_face_regions_are_one_convention() -> None:
+    """Where the face lies in an aligned crop is defined once (models.crop) and used by the
+    pixel-map target, depth normalisation and the quality checks; every region holds the
+    template's landmarks and they scale with the crop's face scale."""
+    from models import preprocess, train
+    from models.crop import (
+        FACE_SCALE,
+        face_depth_square,
+        face_ellipse,
+        face_ellipse_mask,
+        face_features_box,
+        template,
+    )
+    from service.face import quality
+
+    size = 112
+    lm = template(size) / size
+    cx, cy, ax, ay = face_ellipse()
+    assert np.all(((lm[:, 0] - cx) / ax) ** 2 + ((lm[:, 1] - cy) / ay) ** 2 < 1)
+    x0, y0, x1, y1 = face_features_box()
+    assert np.all((lm[:, 0] > x0) & (lm[:, 0] < x1) & (lm[:, 1] > y0) & (lm[:, 1] < y1))
+    half = face_depth_square() / 2
+    nose = lm[2]
+    assert abs(nose[0] - 0.5) < half and abs(nose[1] - 0.5) < half
+    # the users take these very definitions
+    assert quality.FACE_REGION == face_features_box()
+    assert preprocess.FACE_CENTER_FRACTION == face_depth_square()
+    np.testing.assert_array_equal(train.face_region(size).numpy(), face_ellipse_mask(size))
+    # a tighter crop (larger face scale) makes every region larger, about the centre
+    big = FACE_SCALE * 1.2
+    assert face_ellipse(big)[2] > ax and face_depth_square(big) > 2 * half
+    bx0, by0, bx1, by1 = face_features_box(big)
+    assert bx0 < x0 and bx1 > x1 and (bx0 + bx1) / 2 == pytest.approx((x0 + x1) / 2)
+    template_big = template(size, big) / size
+    assert np.all((template_big[:, 0] > bx0) & (template_big[:, 0] < bx1))

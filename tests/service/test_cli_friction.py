@@ -217,3 +217,26 @@ def test_serve_on_a_port_in_use_exits_at_once_naming_the_port() -> None:
     assert "--port" in lines[0] and "PORT=" in lines[0] and "LIVENESS_PORT=" in lines[0]
     assert "model loaded" not in r.stderr  # refused before the model loads
     assert elapsed < 30
+
+
+def test_train_names_the_network_with_network_not_model(tmp_path: Path) -> None:
+    """--model names an ONNX file in every other command; train's network option is
+    --network, and the old spelling says so instead of guessing."""
+    from service.cli import main
+
+    res = CliRunner().invoke(main, ["train", "--list-networks"])
+    assert res.exit_code == 0 and "flexlive_lite" in res.output.split()
+    res = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--data",
+            str(tmp_path),
+            "--model",
+            "flexlive_lite",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
+    assert res.exit_code == 2 and "--network flexlive_lite" in res.output
+    assert not (tmp_path / "r").exists()

@@ -4,7 +4,7 @@ DATA=data/synth/standard
 liveness synth benchmark --out $DATA --scale standard --seed 0      # generator 2.1.0
 
 for s in 0 1; do
-  liveness train --data $DATA --protocol combined --model flexlive_lite --epochs 24 --seed $s \
+  liveness train --data $DATA --protocol combined --network flexlive_lite --epochs 24 --seed $s \
     --threads 1 --out runs/default-s$s &
 done; wait
 liveness export --checkpoint runs/default-s0/checkpoint.pt --checkpoint runs/default-s1/checkpoint.pt \

@@ -11,12 +11,12 @@ transform of models.crop.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
+from sensors.bundle import DEFAULT_HFOV_DEG, focal_from_fov
 from service.face.config import FaceStageConfig
 from service.face.detectors.base import sort_and_limit
 from service.face.types import Detection
@@ -40,8 +40,6 @@ FACE_TEMPLATE_MM = np.array(
 ROI_MARGIN = 0.35
 #: A region of interest larger than this fraction of the frame is not worth cropping.
 ROI_MAX_FRACTION = 0.6
-#: Default horizontal field of view when no focal length is known (RealSense D4xx depth).
-DEFAULT_HFOV_DEG = 69.0
 _STEP = 4  # work on a 1/4 resolution depth map: a head is still > 10 px there
 
 
@@ -58,7 +56,7 @@ class DepthHeadDetector:
             return float(fx)
         if self.config.depth_fx_px > 0:
             return float(self.config.depth_fx_px)
-        return (width / 2.0) / math.tan(math.radians(DEFAULT_HFOV_DEG / 2.0))
+        return focal_from_fov(width, DEFAULT_HFOV_DEG)
 
     def detect_depth(
         self,
