@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from models.cli_options import renamed_option
+
 
 @click.command("train")
 @click.option(
@@ -32,13 +34,8 @@ import click
     show_default=True,
     help="Registered network name (see --list-networks).",
 )
-@click.option(
-    "--model",
-    "old_model_option",
-    default=None,
-    hidden=True,
-    help="Renamed --network: elsewhere --model names an ONNX file.",
-)
+@renamed_option("--model", "--network", "everywhere else --model names an ONNX file")
+@renamed_option("--workers", "--loader-workers", "'serve --workers' is server processes")
 @click.option(
     "--fusion",
     default=None,
@@ -70,7 +67,9 @@ import click
     show_default=True,
     help="mm16: 16-bit PNG in mm; normalised8: 8-bit pre-normalised (CASIA-SURF/CeFA).",
 )
-@click.option("--workers", default=0, show_default=True, help="DataLoader worker processes.")
+@click.option(
+    "--loader-workers", "workers", default=0, show_default=True, help="DataLoader worker processes."
+)
 @click.option("--threads", default=2, show_default=True, help="torch intra-op threads.")
 @click.option("--max-steps", default=None, type=int, help="Stop after this many steps.")
 @click.option("--out", default="runs/flexlive-lite", show_default=True, type=click.Path())
@@ -83,12 +82,6 @@ def train(**kw: object) -> None:
     from models.train import TrainConfig
     from models.train import train as run
 
-    old = kw.pop("old_model_option")
-    if old is not None:
-        raise click.UsageError(
-            f"'liveness train --model {old}' is now '--network {old}' (everywhere else "
-            "--model names an ONNX file)"
-        )
     if kw.pop("list_models"):
         click.echo("\n".join(list_models()))
         return

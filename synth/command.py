@@ -10,6 +10,7 @@ import click
 import cv2
 import numpy as np
 
+from models.cli_options import renamed_option
 from synth.benchmark import SCALES, SPLITS
 from synth.profiles import PROFILES
 from synth.species import ALL_SPECIES
@@ -167,8 +168,11 @@ def sanity_cmd(data: Path, protocols: tuple[str, ...]) -> None:
 @synth.command("preview")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="PNG file.")
 @click.option("--profile", type=click.Choice(PROFILES), default="d435", show_default=True)
-@click.option("--seeds", type=int, default=3, show_default=True, help="Samples per species.")
+@click.option(
+    "--per-species", "seeds", type=int, default=3, show_default=True, help="Samples per species."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
+@renamed_option("--seeds", "--per-species", "--seed is the random seed")
 def preview_cmd(out: Path, profile: str, seeds: int, seed: int) -> None:
     """Contact sheet: per species, aligned RGB | depth | IR crops as the model sees them."""
     from synth.preview import contact_sheet

@@ -337,7 +337,7 @@ def test_preview_contact_sheet(tmp_path: Path) -> None:
     from synth.command import synth
 
     out = tmp_path / "sheet.png"
-    res = CliRunner().invoke(synth, ["preview", "--out", str(out), "--seeds", "1"])
+    res = CliRunner().invoke(synth, ["preview", "--out", str(out), "--per-species", "1"])
     assert res.exit_code == 0, res.output
     sheet = cv2.imread(str(out))
     assert sheet.shape[0] == 10 * 112  # one row per species incl. bona fide

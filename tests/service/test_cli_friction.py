@@ -238,5 +238,9 @@ def test_train_names_the_network_with_network_not_model(tmp_path: Path) -> None:
             str(tmp_path / "r"),
         ],
     )
-    assert res.exit_code == 2 and "--network flexlive_lite" in res.output
+    assert res.exit_code == 2 and "--model is now --network (flexlive_lite)" in res.output
+    res = CliRunner().invoke(main, ["train", "--data", str(tmp_path), "--workers", "2"])
+    assert res.exit_code == 2 and "--loader-workers" in res.output
+    res = CliRunner().invoke(main, ["synth", "preview", "--out", "x.png", "--seeds", "2"])
+    assert res.exit_code == 2 and "--per-species" in res.output
     assert not (tmp_path / "r").exists()
