@@ -176,8 +176,15 @@ def train(cfg: TrainConfig) -> Path:
         train_ds.set_epoch(epoch)
         net.train()
         losses = []
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress)
-        for b in bar:
+        # The bar counts the steps this epoch will really take (the last epoch may stop
+        # early at --max-steps) and is closed before the epoch's log line.
+        bar = tqdm(
+            total=min(steps_per_epoch, total - step),
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            unit="step",
+            disable=not cfg.progress,
+        )
+        for b in train_loader:
             o = net(b["rgb"], b["depth"], b["ir"], b["present"])
             loss, cls = loss_fn(o, b["label"], cfg.pixel_weight)
             opt.zero_grad(set_to_none=True)
@@ -186,9 +193,11 @@ def train(cfg: TrainConfig) -> Path:
             sched.step()
             losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+            bar.update(1)
             step += 1
             if step >= total:
                 break
+        bar.close()
         dev_scores = predict(net, dev_loader)
         dev_eer = eer(dev_scores, dev_crops.labels)[0] if len(set(dev_crops.labels)) > 1 else 0.0
         history.append(

@@ -99,6 +99,10 @@ def log_level_option(ctx: click.Context) -> str | None:
     return str(value) if value else None
 
 
+#: Libraries whose INFO lines are noise to a CLI user.
+QUIET_LIBRARIES = ("onnxscript", "onnx_ir", "torch.onnx")
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="liveness")
 @click.option(
@@ -110,10 +114,12 @@ def log_level_option(ctx: click.Context) -> str | None:
 )
 def main(log_level: str | None) -> None:
     """FlexLive: multi-sensor (RGB / Depth / IR) face liveness with one flexible-modal model."""
-    logging.basicConfig(
-        level=getattr(logging, log_level or "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    level = getattr(logging, log_level or "INFO")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The ONNX exporter's optimiser logs one INFO line per graph rewrite (~20 per export):
+    # library detail, shown only when DEBUG is asked for.
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(level if level <= logging.DEBUG else logging.WARNING)
 
 
 if __name__ == "__main__":  # pragma: no cover

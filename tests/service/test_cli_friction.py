@@ -244,3 +244,29 @@ def test_train_names_the_network_with_network_not_model(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["synth", "preview", "--out", "x.png", "--seeds", "2"])
     assert res.exit_code == 2 and "--per-species" in res.output
     assert not (tmp_path / "r").exists()
+
+
+def test_train_progress_reaches_the_end_and_export_is_quiet(tmp_path: Path) -> None:
+    """The last epoch's bar ends at 100 % even when --max-steps stops it early, and an
+    export prints its result, not the ONNX optimiser's rewrite log."""
+    from synth import generate_benchmark
+
+    data = tmp_path / "tiny"
+    generate_benchmark(data, scale="tiny", progress=False, workers=1)
+    run = tmp_path / "run"
+    args = ["--data", str(data), "--protocol", "intra"]
+    train = subprocess.run(
+        [sys.executable, "-m", "service.cli", "train", *args, "--epochs", "2",
+         "--max-steps", "2", "--threads", "1", "--out", str(run)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert train.returncode == 0, train.stderr
+    bars = [seg for seg in train.stderr.replace("\r", "\n").splitlines() if "epoch 2/2" in seg]
+    assert bars and "100%" in bars[-1], bars[-3:]
+    export = subprocess.run(
+        [sys.executable, "-m", "service.cli", "export", "--checkpoint",
+         str(run / "checkpoint.pt"), *args, "--out", str(tmp_path / "m.onnx")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert export.returncode == 0, export.stderr
+    assert "onnxscript" not in export.stderr and "wrote" in export.stdout
