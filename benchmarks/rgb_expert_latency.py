@@ -1,7 +1,9 @@
-"""Milliseconds the RGB expert adds per face: its two crops from the frame plus both
-MiniFASNet networks on ONNX Runtime, batch 1 (one face), on N intra-op threads.
+"""Milliseconds the RGB expert adds per face: its crops from the frame plus its
+MiniFASNet networks on ONNX Runtime, batch 1 (one face), on N intra-op threads — for each
+choice of networks (V2 alone, the default; V2 + V1SE, the publisher's pair), measured
+interleaved in one run so their ratio holds on a noisy machine.
 
-python benchmarks/rgb_expert_latency.py [--threads 1 2] [--runs 500]
+python benchmarks/rgb_expert_latency.py [--threads 1 2] [--networks v2 v2+v1se] [--runs 500]
 """
 
 from __future__ import annotations
@@ -17,39 +19,53 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.rgb_expert import RgbExpert  # noqa: E402
+from service.rgb_expert import RgbExpert, parse_networks  # noqa: E402
 
 FRAME = Path(__file__).resolve().parents[1] / "tests/fixtures/minifasnet_samples/live_T1.jpg"
 #: The MTCNN box FlexLive finds on that frame (x1, y1, x2, y2), rounded.
 BOX = np.array([158.0, 196.0, 312.0, 395.0])
 
 
-def measure(threads: int, runs: int = 500, warmup: int = 50) -> dict[str, float]:
-    expert = RgbExpert.load(intra_op_threads=threads)
+def measure(
+    threads: int, choices: list[str], runs: int = 500, warmup: int = 50
+) -> list[dict[str, object]]:
+    experts = [
+        RgbExpert.load(intra_op_threads=threads, networks=parse_networks(c)) for c in choices
+    ]
     rgb = cv2.cvtColor(cv2.imread(str(FRAME)), cv2.COLOR_BGR2RGB)
-    for _ in range(warmup):
-        expert.score(rgb, [BOX])
-    times = []
+    for expert in experts:
+        for _ in range(warmup):
+            expert.score(rgb, [BOX])
+    times: list[list[float]] = [[] for _ in experts]
     for _ in range(runs):
-        t = time.perf_counter()
-        expert.score(rgb, [BOX])
-        times.append(time.perf_counter() - t)
-    ms = np.asarray(times) * 1000
-    return {
-        "threads": threads,
-        "median_ms": round(float(np.median(ms)), 3),
-        "p90_ms": round(float(np.percentile(ms, 90)), 3),
-        "runs": runs,
-    }
+        for k, expert in enumerate(experts):
+            t = time.perf_counter()
+            expert.score(rgb, [BOX])
+            times[k].append(time.perf_counter() - t)
+    out: list[dict[str, object]] = []
+    for expert, ts in zip(experts, times, strict=True):
+        ms = np.asarray(ts) * 1000
+        out.append(
+            {
+                "networks": expert.version,
+                "threads": threads,
+                "median_ms": round(float(np.median(ms)), 3),
+                "p90_ms": round(float(np.percentile(ms, 90)), 3),
+                "runs": runs,
+            }
+        )
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--networks", nargs="+", default=["v2", "v2+v1se"])
     ap.add_argument("--runs", type=int, default=500)
     args = ap.parse_args()
     for t in args.threads:
-        print(json.dumps(measure(t, args.runs)))
+        for row in measure(t, args.networks, args.runs):
+            print(json.dumps(row))
 
 
 if __name__ == "__main__":

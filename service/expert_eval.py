@@ -88,14 +88,18 @@ class Scorer:
     expert: Any
 
     @classmethod
-    def load(cls, model: Path) -> Scorer:
+    def load(cls, model: Path, networks: tuple[str, ...] = ("v2",)) -> Scorer:
         from service.engine import InferenceEngine
         from service.face.config import FaceStageConfig
         from service.face.stage import FaceStage
         from service.rgb_expert import RgbExpert
 
         engine = InferenceEngine.load(model, providers="cpu", intra_op_threads=2)
-        return cls(engine, FaceStage(FaceStageConfig(), engine.spec.input_size), RgbExpert.load())
+        return cls(
+            engine,
+            FaceStage(FaceStageConfig(), engine.spec.input_size),
+            RgbExpert.load(networks=networks),
+        )
 
     def rows(
         self, make: Callable[[tuple[str, ...]], FrameBundle], meta: dict[str, Any]
@@ -239,6 +243,7 @@ def fit(
     operating_points: list[str],
     expert_sha256: dict[str, str],
     fuse: tuple[str, ...] = DEFAULT_FUSED,
+    expert_name: str = "minifasnet v2",
 ) -> ExpertFusion:
     """Per subset with colour named in ``fuse``: logistic fusion and fused operating points
     on dev rows."""
@@ -290,7 +295,7 @@ def fit(
         )
         log.info("subset %s: %s", name, subsets[name])
     return ExpertFusion(
-        expert="minifasnet v2+v1se",
+        expert=expert_name,
         expert_sha256=expert_sha256,
         subsets=subsets,
         calibration=(
@@ -453,6 +458,15 @@ def _model_option(f: Any) -> Any:
     )(f)
 
 
+def _networks(text: str) -> tuple[str, ...]:
+    from service.rgb_expert import parse_networks
+
+    try:
+        return parse_networks(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--networks") from None
+
+
 @expert.command("calibrate")
 @_model_option
 @click.option(
@@ -474,6 +488,13 @@ def _model_option(f: Any) -> Any:
     default=2,
     show_default=True,
     help="Prints/replays rendered from each real dev photograph.",
+)
+@click.option(
+    "--networks",
+    default="v2",
+    show_default=True,
+    help="RGB expert networks ('v2' or 'v2+v1se'), as LIVENESS_RGB_EXPERT_NETWORKS; a "
+    "--rows cache holds one choice's scores.",
 )
 @click.option("--version", "new_version", default=None, help="Set the model's version too.")
 @click.option(
@@ -498,6 +519,7 @@ def calibrate_command(
     new_version: str | None,
     fuse: str,
     rows: Path | None,
+    networks: str,
 ) -> None:
     """Fit the fusion on the dev set and write it into the model's metadata."""
     from models.spec import parse_subset
@@ -506,10 +528,11 @@ def calibrate_command(
         fused = tuple(subset_name(parse_subset(s)) for s in fuse.split(",") if s.strip())
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fuse") from None
-    scorer = Scorer.load(model)
+    scorer = Scorer.load(model, _networks(networks))
     data = cached_rows(scorer, "dev", synth_per_cell, attacks_per_photo, rows)
     shas = {f.name: f.sha256 for f in scorer.expert.files}
-    fusion = fit(data, list(scorer.engine.spec.operating_points), shas, fused)
+    expert_name = f"{scorer.expert.name} {scorer.expert.version}"
+    fusion = fit(data, list(scorer.engine.spec.operating_points), shas, fused, expert_name)
     write_fusion(model, fusion, out, new_version)
     click.echo(json.dumps(fusion.model_dump(mode="json"), indent=1))
     click.echo(f"wrote {out}")
@@ -538,6 +561,13 @@ def calibrate_command(
     help="Cache of the test rows (JSON): reused when it exists, written otherwise.",
 )
 @click.option(
+    "--networks",
+    default="v2",
+    show_default=True,
+    help="RGB expert networks ('v2' or 'v2+v1se'), as LIVENESS_RGB_EXPERT_NETWORKS; a "
+    "--rows cache holds one choice's scores.",
+)
+@click.option(
     "--json",
     "json_out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -549,10 +579,11 @@ def eval_command(
     synth_per_cell: int,
     attacks_per_photo: int,
     rows: Path | None,
+    networks: str,
     json_out: Path | None,
 ) -> None:
     """Every subset with and without the expert on the test set (default operating point)."""
-    scorer = Scorer.load(model)
+    scorer = Scorer.load(model, _networks(networks))
     data = cached_rows(scorer, "test", synth_per_cell, attacks_per_photo, rows)
     spec = scorer.engine.spec
     report = evaluate(data, spec, spec.expert_fusion())

@@ -28,7 +28,7 @@ from service.engine import InferenceEngine, ModelInfo, Scored
 from service.errors import InputError
 from service.face.config import FaceStageConfig
 from service.face.types import FaceStageResult, Reason
-from service.rgb_expert import RgbExpert
+from service.rgb_expert import RgbExpert, parse_networks
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,10 @@ def load_rgb_expert(settings: Any) -> RgbExpert | None:
     """The RGB expert when ``settings.rgb_expert`` is on (the default), else None."""
     if not bool(getattr(settings, "rgb_expert", True)):
         return None
-    return RgbExpert.load(intra_op_threads=int(getattr(settings, "rgb_expert_threads", 1)))
+    return RgbExpert.load(
+        intra_op_threads=int(getattr(settings, "rgb_expert_threads", 1)),
+        networks=parse_networks(str(getattr(settings, "rgb_expert_networks", "v2"))),
+    )
 
 
 def build_face_stage(config: FaceStageConfig, input_size: int) -> FaceStageLike:
@@ -150,6 +153,17 @@ class LivenessPipeline:
         self.settings = settings
         self.expert = expert
         self.fusion = engine.spec.expert_fusion() if expert is not None else None
+        if self.fusion is not None and expert is not None:
+            running = f"{expert.name} {expert.version}"
+            if self.fusion.expert != running:
+                # Weights fitted on another expert's scores would be wrong for this one.
+                logger.warning(
+                    "the model's fusion was calibrated for '%s' but the RGB expert runs '%s': "
+                    "its score is reported, not fused",
+                    self.fusion.expert,
+                    running,
+                )
+                self.fusion = None
         spec = engine.spec
         default_op = getattr(settings, "operating_point", None) or spec.default_operating_point
         if default_op not in spec.operating_points:

@@ -39,11 +39,13 @@ class Variant:
     source: str
     onnx: str
     scale: float
+    #: Short name (settings, the fusion's record): "v2", "v1se".
+    name: str = ""
 
 
 VARIANTS = (
-    Variant("2.7_80x80_MiniFASNetV2.pth", "minifasnet_v2.onnx", 2.7),
-    Variant("4_0_0_80x80_MiniFASNetV1SE.pth", "minifasnet_v1se.onnx", 4.0),
+    Variant("2.7_80x80_MiniFASNetV2.pth", "minifasnet_v2.onnx", 2.7, "v2"),
+    Variant("4_0_0_80x80_MiniFASNetV1SE.pth", "minifasnet_v1se.onnx", 4.0, "v1se"),
 )
 
 

@@ -79,8 +79,8 @@ def test_face_regions_are_one_convention() -> None:
     nose = lm[2]
     assert abs(nose[0] - 0.5) < half and abs(nose[1] - 0.5) < half
     # the users take these very definitions
-    assert quality.FACE_REGION == face_features_box()
-    assert preprocess.FACE_CENTER_FRACTION == face_depth_square()
+    assert face_features_box() == quality.FACE_REGION
+    assert face_depth_square() == preprocess.FACE_CENTER_FRACTION
     np.testing.assert_array_equal(train.face_region(size).numpy(), face_ellipse_mask(size))
     # a tighter crop (larger face scale) makes every region larger, about the centre
     big = FACE_SCALE * 1.2

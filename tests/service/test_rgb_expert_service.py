@@ -98,7 +98,8 @@ def test_models_endpoint_lists_the_expert_with_sha256(client: httpx.Client) -> N
     files = {f["name"]: f["sha256"] for f in expert["files"]}
     for name, sha in files.items():
         assert hashlib.sha256((EXPERT_DIR / name).read_bytes()).hexdigest() == sha
-    assert set(files) == {"minifasnet_v2.onnx", "minifasnet_v1se.onnx"}
+    assert set(files) == {"minifasnet_v2.onnx"}  # V2 alone by default
+    assert expert["version"] == "v2"
     assert expert["fused_subsets"] == ["rgb"]
     assert "Apache-2.0" in expert["licence"]
 
@@ -122,3 +123,31 @@ def test_the_setting_turns_the_expert_off(live_server: Any) -> None:
         assert face["score"] == face["scores"]["flexmodal"]
         assert face["_body"]["scoring"] == "flexmodal"
         assert c.get("/v1/models").json()["experts"] == []
+
+
+def test_an_expert_the_fusion_was_not_calibrated_for_is_reported_not_fused(
+    live_server: Any,
+) -> None:
+    """The bundled fusion was fitted on V2's scores: running the publisher's pair instead
+    must not apply those weights to another score."""
+    with (
+        _serve(live_server, max_faces=1, rgb_expert_networks="v1se+v2") as url,
+        httpx.Client(base_url=url, timeout=60) as c,
+    ):
+        _ready(c)
+        face = _face(c, _sample("live_T1"))
+        assert set(face["scores"]) == {"flexmodal", "rgb_expert"}
+        assert face["score"] == face["scores"]["flexmodal"]
+        assert face["_body"]["scoring"] == "flexmodal"
+        (expert,) = c.get("/v1/models").json()["experts"]
+        assert expert["version"] == "v2+v1se" and expert["fused_subsets"] == []
+        assert {f["name"] for f in expert["files"]} == {
+            "minifasnet_v2.onnx",
+            "minifasnet_v1se.onnx",
+        }
+
+
+def test_expert_networks_setting_is_checked() -> None:
+    with pytest.raises(ValueError, match="v3"):
+        Settings(rgb_expert_networks="v2+v3")
+    assert Settings(rgb_expert_networks="V1SE+v2").rgb_expert_networks == "v2+v1se"

@@ -13,8 +13,8 @@ liveness export --checkpoint runs/default-s0/checkpoint.pt --checkpoint runs/def
 # the RGB-expert fusion into the metadata (fitted on a dev set of full frames; ~5 min),
 # then every subset with and without the expert (~10 min)
 liveness expert calibrate --model models/default/flexlive-lite.onnx --synth-per-cell 40 \
-  --out models/default/flexlive-lite.onnx --version 2.2.0
-liveness expert eval --synth-per-cell 60
+  --networks v2 --out models/default/flexlive-lite.onnx --version 2.3.0
+liveness expert eval --synth-per-cell 60 --networks v2
 .venv/bin/python benchmarks/real_photos.py --json runs/card/real_photos.json
 liveness synth benchmark --out data/synth/alt-std --scale standard --family alt --split test  # 2.1.1, ~5 min
 liveness eval --model models/default/flexlive-lite.onnx --data data/synth/alt-std --protocol combined \
