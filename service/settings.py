@@ -17,7 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models import DEFAULT_MODEL_PATH
-from service.face.config import FaceStageConfig
+from service.face.config import DEFAULT_MAX_FACES, FaceStageConfig
 
 ENV_PREFIX = "LIVENESS_"
 NESTED_DELIMITER = "__"
@@ -73,7 +73,11 @@ class Settings(BaseSettings):
         "decoding so a small file cannot expand into a huge image.",
     )
     max_faces: int = Field(
-        default=5, ge=1, le=100, description="Faces analysed per frame at most (full frames)."
+        default=DEFAULT_MAX_FACES,
+        ge=1,
+        le=100,
+        description="Faces analysed per frame at most (full frames); a request's max_faces "
+        "can only lower it.",
     )
     operating_point: str | None = Field(
         default=None,

@@ -10,6 +10,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: Faces analysed per frame at most, unless the caller says otherwise (the service's
+#: ``LIVENESS_MAX_FACES`` defaults to it; the face stage itself has no such setting).
+DEFAULT_MAX_FACES = 5
+
 
 class FaceStageConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -33,7 +37,6 @@ class FaceStageConfig(BaseModel):
         description="Smallest face side (pixels) detected; sets the detector's image pyramid "
         "(the cost grows ~1/min_face_px²: 40 costs ~1.4× the time of 48)",
     )
-    max_faces: int = Field(default=5, ge=1, le=100, description="Faces returned per frame at most")
     detection_threshold: float = Field(
         default=0.9, gt=0, lt=1, description="Final detector confidence to accept a face"
     )

@@ -26,7 +26,7 @@ from models.crop import crop_modalities, template
 from models.preprocess import FaceCrops
 from sensors.bundle import FrameBundle
 from service.face import health as health_mod
-from service.face.config import FaceStageConfig
+from service.face.config import DEFAULT_MAX_FACES, FaceStageConfig
 from service.face.detectors.depth import foreground_roi
 from service.face.quality import assess_face
 from service.face.types import Detection, FaceCandidate, FaceStageResult, ModalityHealth, Reason
@@ -185,7 +185,7 @@ class FaceStage:
         received = bundle.present
         if not used:
             return FaceStageResult([], received, used, health, reasons, timings)
-        limit = self.config.max_faces if max_faces is None else max(1, int(max_faces))
+        limit = DEFAULT_MAX_FACES if max_faces is None else max(1, int(max_faces))
 
         t0 = time.perf_counter()
         dets, source = self._detect(bundle, used, limit)
