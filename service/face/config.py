@@ -21,7 +21,8 @@ class FaceStageConfig(BaseModel):
     detector: Literal["auto", "mtcnn", "depth"] = Field(
         default="auto",
         description="'mtcnn': CNN detector on RGB, then on IR when RGB is absent, unusable or "
-        "shows no face; 'depth': nearest head-sized blobs in depth only; 'auto': like mtcnn, "
+        "shows no face; 'depth': head-sized blobs in depth (no CNN) when usable depth is "
+        "present, otherwise like mtcnn; 'auto': like mtcnn, "
         "but in RGB-D frames the CNN searches around the depth heads first (depth_roi), and "
         "the depth path answers when the CNN finds nothing and depth is present.",
     )
