@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sensor_bundles import random_bundles
 
 from sensors.bundle import FrameBundle
-from sensors.testing import random_bundles
 
 
 def _sdk_problem() -> str | None:

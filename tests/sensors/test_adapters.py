@@ -7,11 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from sensor_bundles import random_bundles
 
 from sensors.base import FrameSource, SourceEnded, SourceError
 from sensors.bundle import FrameBundle
 from sensors.config import CameraConfig, FolderConfig, SyntheticConfig, VideoConfig, create_source
-from sensors.testing import random_bundles
 from sensors.uri import parse_source_uri
 
 

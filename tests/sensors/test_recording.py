@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sensor_bundles import random_bundles as make_bundles
 
 from sensors.base import SourceEnded, SourceError
 from sensors.bundle import FrameBundle
 from sensors.config import RecordingConfig
-from sensors.testing import random_bundles as make_bundles
 
 pytest.importorskip("pyrealsense2")
 
