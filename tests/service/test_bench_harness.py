@@ -1,0 +1,44 @@
+"""The latency harness runs end to end (tiny run, no HTTP) and reports what it promises."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_harness_reports_stages_side_by_side_and_model_only(tmp_path: Path) -> None:
+    out = tmp_path / "h"
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "harness.py"), "--runs", "3", "--no-http",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads(out.with_suffix(".json").read_text())
+    stages = report["stages"]
+    for name in (
+        "decode_rgb",
+        "decode_depth",
+        "decode_ir",
+        "face_detect",
+        "face_align",
+        "preprocess",
+        "flexmodal_with_preprocess",
+        "rgb_expert",
+        "request_in_process",
+    ):
+        assert stages[name]["n"] == 3 and stages[name]["p50_ms"] > 0, name  # fmt: skip
+    # the parts of a request are each smaller than the request
+    assert stages["face_detect"]["p50_ms"] < stages["request_in_process"]["p50_ms"]
+    side = report["side_by_side"]
+    assert side["ratio_p50"] == round(
+        side["flexlive"]["p50_ms"] / side["reference_rgb"]["p50_ms"], 3
+    )
+    assert set(report["model_only"]) == {"batch1", "batch8", "batch32"}
+    assert report["machine"]["cores"] >= 1 and report["model"].startswith("flexlive-lite")
+    md = out.with_suffix(".md").read_text()
+    assert "Side by side" in md and "harness.py --runs 3 --no-http" in md
