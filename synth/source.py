@@ -43,6 +43,13 @@ class SyntheticSource(FrameSource):
         from synth.scene import render_sequence
 
         c = self.config
+        # Rendering takes about 0.1-0.3 s a frame: say so, or the daemon looks stuck.
+        log.info(
+            "%s: rendering %d frames before the first one is delivered",
+            self.description,
+            c.n_frames,
+        )
+        t0 = time.perf_counter()
         try:
             scenes = render_sequence(c.species, c.profile, c.n_frames, c.seed, fps=c.fps)
         except (KeyError, ValueError) as exc:
@@ -50,6 +57,12 @@ class SyntheticSource(FrameSource):
         self._bundles = [scene_to_bundle(s, i, c.fps, c.modalities) for i, s in enumerate(scenes)]
         if not self._bundles:
             raise SourceError(f"{self.description}: rendered no frames")
+        log.info(
+            "%s: %d frames rendered in %.1f s; streaming",
+            self.description,
+            len(self._bundles),
+            time.perf_counter() - t0,
+        )
         self._position = 0
         self._next_t = time.monotonic()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import cv2
@@ -93,9 +94,13 @@ def test_read_before_open_and_close_twice() -> None:
     source.close()
 
 
-def test_synthetic_camera_loops_over_rendered_scenes() -> None:
+def test_synthetic_camera_loops_over_rendered_scenes(caplog: pytest.LogCaptureFixture) -> None:
     config = SyntheticConfig(profile="sr305", species="print_flat", n_frames=2, real_time=False)
+    caplog.set_level(logging.INFO, logger="synth.source")
     with create_source(config) as source:
+        # the seconds of rendering before the first frame are announced, not silent
+        said = [r.getMessage() for r in caplog.records if r.name == "synth.source"]
+        assert any("rendering 2 frames" in m for m in said) and any("streaming" in m for m in said)
         bundles = [source.read() for _ in range(5)]
     assert all(b is not None for b in bundles)
     first = bundles[0]
