@@ -25,7 +25,7 @@ from models.crop import template
 from models.datasets.crops import CropCache
 from models.metrics import BONA_FIDE, calibrate, eer, pad_report
 from models.preprocess import FaceCrops, preprocess
-from models.spec import MODALITIES, ModelSpec, default_normalisation
+from models.spec import MODALITIES, PreprocessSpec
 
 #: Width of the border ring in pixels of a 112-pixel crop (scaled with the crop size).
 RING_PX = 16
@@ -33,17 +33,7 @@ REF_SIZE = 112
 REGIONS = ("full", "border")
 
 #: Preprocessing of the trivial baselines: the project's default normalisation at 112 px.
-SPEC = ModelSpec(
-    name="baseline",
-    version="0",
-    input_size=REF_SIZE,
-    normalisation=default_normalisation(),
-    operating_points={"eer": 0.5},
-    backbone="logistic_regression",
-    fusion="none",
-    training_data="",
-    created="",
-)
+SPEC = PreprocessSpec(input_size=REF_SIZE)
 
 
 # -- regions of the aligned crop ------------------------------------------------------------
@@ -119,7 +109,7 @@ def region_stats(x: np.ndarray, mask: np.ndarray) -> list[float]:
 
 
 def modality_features(
-    c: FaceCrops, region: str = "full", ring: int = RING_PX, spec: ModelSpec = SPEC
+    c: FaceCrops, region: str = "full", ring: int = RING_PX, spec: PreprocessSpec = SPEC
 ) -> dict[str, np.ndarray]:
     """Per present modality, the statistics of every preprocessed channel.
 
@@ -143,7 +133,7 @@ def modality_features(
 
 
 def feature_blocks(
-    cache: CropCache, region: str = "full", ring: int = RING_PX, spec: ModelSpec = SPEC
+    cache: CropCache, region: str = "full", ring: int = RING_PX, spec: PreprocessSpec = SPEC
 ) -> dict[str, np.ndarray]:
     """``{modality: N×F}`` for every sample of ``cache`` (every modality must be present).
 

@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.preprocess import preprocess  # noqa: E402
-from models.spec import ModelSpec, default_normalisation  # noqa: E402
+from models.spec import PreprocessSpec  # noqa: E402
 from sensors.bundle import FrameBundle  # noqa: E402
 from service.face.config import FaceStageConfig  # noqa: E402
 from service.face.stage import FaceStage  # noqa: E402
@@ -88,18 +88,8 @@ def synth_frame(seed: int = 0) -> FrameBundle:
     return FrameBundle(rgb=sc.rgb, depth=sc.depth, ir=sc.ir, depth_scale=sc.depth_scale)
 
 
-def spec_for(input_size: int) -> ModelSpec:
-    return ModelSpec(
-        name="bench",
-        version="0",
-        input_size=input_size,
-        normalisation=default_normalisation(),
-        operating_points={"eer": 0.5},
-        backbone="none",
-        fusion="none",
-        training_data="",
-        created="",
-    )
+def spec_for(input_size: int) -> PreprocessSpec:
+    return PreprocessSpec(input_size=input_size)
 
 
 def pct(values: list[float], q: float) -> float:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from models.crop import face_depth_square
-from models.spec import CHANNELS, INPUT_PRESENT, MODALITIES, ModelSpec
+from models.spec import CHANNELS, INPUT_PRESENT, MODALITIES, ModelSpec, PreprocessSpec
 
 #: Central square (fraction of the side) whose valid depth pixels define the face depth
 #: (the crop convention's :func:`models.crop.face_depth_square`).
@@ -120,7 +120,7 @@ def ir_to_unit(ir: np.ndarray) -> np.ndarray:
     return np.clip(x * np.float32(gain), 0.0, 1.0)[None]
 
 
-def preprocess(crops: FaceCrops, spec: ModelSpec) -> dict[str, np.ndarray]:
+def preprocess(crops: FaceCrops, spec: PreprocessSpec | ModelSpec) -> dict[str, np.ndarray]:
     """One face → {'rgb': 3×S×S, 'depth': 1×S×S, 'ir': 1×S×S, 'present': (3,)} float32."""
     S = spec.input_size
     out: dict[str, np.ndarray] = {}
@@ -149,7 +149,9 @@ def preprocess(crops: FaceCrops, spec: ModelSpec) -> dict[str, np.ndarray]:
     return out
 
 
-def preprocess_batch(batch: Sequence[FaceCrops], spec: ModelSpec) -> dict[str, np.ndarray]:
+def preprocess_batch(
+    batch: Sequence[FaceCrops], spec: PreprocessSpec | ModelSpec
+) -> dict[str, np.ndarray]:
     """Stack :func:`preprocess` over faces into N-first arrays (the ONNX feed)."""
     if not batch:
         raise ValueError("empty batch")

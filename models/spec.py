@@ -98,8 +98,28 @@ class Normalisation(BaseModel):
         return self
 
 
+class PreprocessSpec(BaseModel):
+    """What turns aligned crops into a model's input tensors (:func:`models.preprocess
+    .preprocess`): the input side, per-modality normalisation and the depth range.
+
+    A trained model's :class:`ModelSpec` carries these fields (``ModelSpec.preprocessing``
+    gives them as one); code that only preprocesses — training, benchmarks, tests — builds
+    this instead of a whole model spec with made-up operating points.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_size: int = Field(gt=15, le=1024, description="Square input side S in pixels")
+    normalisation: dict[str, Normalisation] = Field(default_factory=lambda: default_normalisation())
+    depth_range_mm: float = Field(
+        default=120.0, gt=0, description="Half-range of face-relative depth mapped to [0, 1]"
+    )
+
+
 class ModelSpec(BaseModel):
-    """Everything needed to feed, interpret and describe one trained model."""
+    """Everything needed to feed, interpret and describe one trained model: the
+    preprocessing contract (:attr:`preprocessing`) and the record around it (operating
+    points, calibration, provenance)."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
@@ -265,6 +285,15 @@ class ModelSpec(BaseModel):
                 for e in exc.errors()
             )
             raise ModelSpecError(f"model metadata is malformed: {problems}") from None
+
+    @property
+    def preprocessing(self) -> PreprocessSpec:
+        """The preprocessing contract of this model."""
+        return PreprocessSpec(
+            input_size=self.input_size,
+            normalisation=self.normalisation,
+            depth_range_mm=self.depth_range_mm,
+        )
 
     def threshold(
         self, operating_point: str | None = None, subset: Iterable[str] | None = None

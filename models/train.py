@@ -29,7 +29,7 @@ from models.metrics import eer
 from models.nets import create_model
 from models.nets.base import FlexModalNet
 from models.nets.ensemble import FlexModalEnsemble
-from models.spec import MODALITIES, ModelSpec, default_normalisation, parse_subset
+from models.spec import MODALITIES, PreprocessSpec, parse_subset
 
 log = logging.getLogger(__name__)
 
@@ -61,21 +61,12 @@ class TrainConfig:
     progress: bool = True
 
 
-def base_spec(net: FlexModalNet | FlexModalEnsemble, depth_range_mm: float = 120.0) -> ModelSpec:
-    """The preprocessing half of a spec (operating points are filled in at export)."""
-    return ModelSpec(
-        name="training",
-        version="0",
-        input_size=net.input_size,
-        normalisation=default_normalisation(),
-        depth_range_mm=depth_range_mm,
-        operating_points={"eer": 0.5},
-        backbone=net.backbone,
-        fusion=net.fusion_name,
-        training_data="",
-        created="",
-        has_pixel_map=True,
-    )
+def base_spec(
+    net: FlexModalNet | FlexModalEnsemble, depth_range_mm: float = 120.0
+) -> PreprocessSpec:
+    """The preprocessing contract training feeds the network with (the export writes it,
+    with the operating points calibrated then, into the model's spec)."""
+    return PreprocessSpec(input_size=net.input_size, depth_range_mm=depth_range_mm)
 
 
 def face_region(size: int, face_scale: float = FACE_SCALE) -> torch.Tensor:

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from models.datasets.crops import Augment, CropCache, ModalityDropout, restrict
 from models.preprocess import preprocess
-from models.spec import INPUT_PRESENT, MODALITIES, ModelSpec
+from models.spec import INPUT_PRESENT, MODALITIES, ModelSpec, PreprocessSpec
 
 
 class PadDataset(Dataset):
@@ -22,7 +22,7 @@ class PadDataset(Dataset):
     def __init__(
         self,
         crops: CropCache,
-        spec: ModelSpec,
+        spec: PreprocessSpec | ModelSpec,
         augment: Augment | None = None,
         dropout: ModalityDropout | None = None,
         subset: tuple[str, ...] | None = None,

@@ -6,24 +6,14 @@ import numpy as np
 import pytest
 
 from models.preprocess import FaceCrops, depth_to_unit, ir_to_unit, preprocess, preprocess_batch
-from models.spec import ModelSpec, default_normalisation
+from models.spec import PreprocessSpec
 
 S = 32
 
 
 @pytest.fixture
-def spec() -> ModelSpec:
-    return ModelSpec(
-        name="t",
-        version="0",
-        input_size=S,
-        normalisation=default_normalisation(),
-        operating_points={"eer": 0.5},
-        backbone="b",
-        fusion="f",
-        training_data="d",
-        created="now",
-    )
+def spec() -> PreprocessSpec:
+    return PreprocessSpec(input_size=S)
 
 
 def crops(rng: np.random.Generator) -> FaceCrops:
@@ -37,7 +27,7 @@ def crops(rng: np.random.Generator) -> FaceCrops:
     )
 
 
-def test_full_bundle_shapes_and_present(spec: ModelSpec) -> None:
+def test_full_bundle_shapes_and_present(spec: PreprocessSpec) -> None:
     out = preprocess(crops(np.random.default_rng(0)), spec)
     assert out["rgb"].shape == (3, S, S)
     assert out["depth"].shape == (1, S, S)
@@ -46,7 +36,7 @@ def test_full_bundle_shapes_and_present(spec: ModelSpec) -> None:
     assert all(v.dtype == np.float32 for v in out.values())
 
 
-def test_missing_modality_is_zero_after_normalisation(spec: ModelSpec) -> None:
+def test_missing_modality_is_zero_after_normalisation(spec: PreprocessSpec) -> None:
     c = crops(np.random.default_rng(1)).without("depth", "ir")
     out = preprocess(c, spec)
     assert out["present"].tolist() == [1.0, 0.0, 0.0]
@@ -54,12 +44,12 @@ def test_missing_modality_is_zero_after_normalisation(spec: ModelSpec) -> None:
     assert out["rgb"].any()
 
 
-def test_empty_crops_refused(spec: ModelSpec) -> None:
+def test_empty_crops_refused(spec: PreprocessSpec) -> None:
     with pytest.raises(ValueError, match="at least one modality"):
         preprocess(FaceCrops(), spec)
 
 
-def test_wrong_size_refused(spec: ModelSpec) -> None:
+def test_wrong_size_refused(spec: PreprocessSpec) -> None:
     with pytest.raises(ValueError, match="model expects"):
         preprocess(FaceCrops(ir=np.zeros((S + 1, S), np.uint8)), spec)
 
@@ -90,7 +80,7 @@ def test_ir_gain_bounded() -> None:
     np.testing.assert_allclose(ir_to_unit(dim.astype(np.uint16) * 257), ir_to_unit(dim), atol=1e-6)
 
 
-def test_batch_stacks(spec: ModelSpec) -> None:
+def test_batch_stacks(spec: PreprocessSpec) -> None:
     rng = np.random.default_rng(2)
     b = preprocess_batch([crops(rng), crops(rng).without("rgb")], spec)
     assert b["rgb"].shape == (2, 3, S, S)

@@ -18,23 +18,13 @@ from models.datasets.crops import (
 from models.datasets.protocol import ProtocolEntry, read_protocol, write_protocol
 from models.datasets.toy import write_toy_dataset
 from models.preprocess import FaceCrops, depth_to_unit, preprocess
-from models.spec import MODALITIES, ModelSpec, all_subsets, default_normalisation
+from models.spec import MODALITIES, PreprocessSpec, all_subsets
 
 torch = pytest.importorskip("torch")
 
 from models.datasets.torch_dataset import PadDataset  # noqa: E402
 
-SPEC = ModelSpec(
-    name="t",
-    version="0",
-    input_size=112,
-    normalisation=default_normalisation(),
-    operating_points={"eer": 0.5},
-    backbone="flexlive_lite",
-    fusion="se_concat",
-    training_data="",
-    created="",
-)
+SPEC = PreprocessSpec(input_size=112)
 
 
 @pytest.fixture(scope="module")
