@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models.preprocess import FaceCrops, depth_to_unit, ir_to_unit, preprocess, preprocess_batch
-from models.spec import PreprocessSpec
+from models.spec import ModelSpec, Normalisation, PreprocessSpec, default_normalisation
 
 S = 32
 
@@ -85,3 +85,24 @@ def test_batch_stacks(spec: PreprocessSpec) -> None:
     b = preprocess_batch([crops(rng), crops(rng).without("rgb")], spec)
     assert b["rgb"].shape == (2, 3, S, S)
     assert b["present"].tolist() == [[1, 1, 1], [0, 1, 1]]
+
+
+def test_a_models_preprocessing_is_its_preprocess_spec() -> None:
+    """ModelSpec carries the preprocessing contract: preprocess gives the same tensors from
+    the model's spec and from ``spec.preprocessing`` (and a non-default contract shows)."""
+    norm = {**default_normalisation(), "ir": Normalisation(mean=[0.3], std=[0.2])}
+    model = ModelSpec(
+        name="t", version="0", input_size=S, normalisation=norm, depth_range_mm=80.0,
+        operating_points={"eer": 0.5}, backbone="b", fusion="f", training_data="d",
+        created="now",
+    )  # fmt: skip
+    prep = model.preprocessing
+    assert isinstance(prep, PreprocessSpec)
+    assert (prep.input_size, prep.depth_range_mm, prep.normalisation) == (S, 80.0, norm)
+    c = crops(np.random.default_rng(3))
+    a, b = preprocess(c, model), preprocess(c, prep)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    default = preprocess(c, PreprocessSpec(input_size=S))
+    assert not np.array_equal(default["ir"], a["ir"])
+    assert not np.array_equal(default["depth"], a["depth"])
