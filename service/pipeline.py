@@ -20,26 +20,23 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from models.spec import MODALITIES, subset_name
 from sensors.bundle import FrameBundle
+from service.decision import Decision, Reason, reason_code
 from service.engine import InferenceEngine, ModelInfo, Scored
 from service.errors import InputError
 from service.face.config import FaceStageConfig
-from service.face.types import FaceStageResult, Reason
+from service.face.types import FaceStageResult
 from service.rgb_expert import RgbExpert, parse_networks
 
 logger = logging.getLogger(__name__)
 
-Decision = Literal["live", "spoof", "uncertain"]
-
-#: Reason codes the pipeline adds on top of :class:`service.face.types.Reason`.
-REASON_NEAR_THRESHOLD = "score_near_threshold"
-REASON_INFERENCE_FAILED = "inference_failed"
-#: The face's embedding is farther from the training data of its modality subset than the
-#: model's dev-calibrated OOD threshold (see ``models.ood``): no confident answer.
-REASON_OUT_OF_DISTRIBUTION = "out_of_distribution"
+#: Reason codes the pipeline adds (members of :class:`service.decision.Reason`).
+REASON_NEAR_THRESHOLD = Reason.SCORE_NEAR_THRESHOLD.value
+REASON_INFERENCE_FAILED = Reason.INFERENCE_FAILED.value
+REASON_OUT_OF_DISTRIBUTION = Reason.OUT_OF_DISTRIBUTION.value
 #: Operating point that bounds ``spoof`` when ``LIVENESS_SPOOF_OPERATING_POINT`` is unset.
 DEFAULT_SPOOF_POINT = "bpcer1"
 #: Names of the score components in ``FaceAnalysis.scores``.
@@ -134,8 +131,7 @@ def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000.0, 3)
 
 
-def _reason(r: Any) -> str:
-    return r.value if isinstance(r, Reason) else str(r)
+_reason = reason_code
 
 
 class LivenessPipeline:

@@ -29,13 +29,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from models.spec import MODALITIES, parse_subset, subset_name
+from service.decision import Reason
 from service.errors import ServiceError
 
 if TYPE_CHECKING:
     from service.pipeline import Analysis
 
 #: Reason code of a face (and frame) whose used modality subset the policy does not accept.
-REASON_MODALITY_NOT_ACCEPTED = "modality_not_accepted"
+REASON_MODALITY_NOT_ACCEPTED = Reason.MODALITY_NOT_ACCEPTED.value
 ANY = "any"
 #: Face fields that carry what the model said; a face decided on a refused subset keeps
 #: none of them, so no client can read (and threshold itself) a downgraded score.

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.decision import Decision
+
 if TYPE_CHECKING:
     from service.pipeline import Analysis
 
@@ -35,7 +37,7 @@ class Face(BaseModel):
     score: float | None = Field(
         description="Probability of bona fide in [0, 1]; null when the face was not scored"
     )
-    decision: Literal["live", "spoof", "uncertain"]
+    decision: Decision
     quality: dict[str, float] = Field(description="Quality measurements of the face")
     reasons: list[str] = Field(description="Reason codes; any reason makes the face uncertain")
     ood_distance: float | None = Field(

@@ -24,15 +24,16 @@ from sensors.frame_queue import DropOldestQueue, QueueClosed
 from service.daemon.capture import CapturedFrame, CaptureWorker
 from service.daemon.config import DaemonConfig
 from service.daemon.http import HttpServer, create_daemon_app
-from service.daemon.metrics import DaemonMetrics
+from service.daemon.metrics import DEFAULT_CAMERA, DaemonMetrics
 from service.daemon.outputs import Output, WebhookOutput, close_all
 from service.daemon.preview import PreviewState
 from service.daemon.tracker import FaceTracker, TrackUpdate
 from service.daemon.types import FrameAnalysis, FrameAnalyzer
+from service.decision import Reason
 
 log = logging.getLogger(__name__)
 
-REASON_ANALYSIS_FAILED = "analysis_failed"
+REASON_ANALYSIS_FAILED = Reason.ANALYSIS_FAILED.value
 
 
 @dataclass
@@ -76,13 +77,16 @@ class LivenessDaemon:
         config: DaemonConfig | None = None,
         *,
         source_name: str = "",
+        camera: str = DEFAULT_CAMERA,
         metrics: DaemonMetrics | None = None,
     ) -> None:
         self.config = config or DaemonConfig()
         self.analyzer = analyzer
         self.outputs = outputs
         self.source_name = source_name
-        self.metrics = metrics or DaemonMetrics()
+        #: the camera's name in events, metrics (label ``camera``) and MQTT topics
+        self.camera = camera
+        self.metrics = metrics or DaemonMetrics(camera=camera)
         self.queue: DropOldestQueue[CapturedFrame] = DropOldestQueue(self.config.queue_size)
         self.tracker = FaceTracker(self.config.tracker, analyzer.operating_point)
         self.preview = PreviewState(max_width=self.config.preview_max_width)
@@ -239,6 +243,7 @@ class LivenessDaemon:
 
         event: dict[str, Any] = {
             "type": "frame",
+            "camera": self.camera,
             "seq": item.sequence,
             "frame_index": bundle.frame_index,
             "source": bundle.source or self.source_name,
@@ -271,6 +276,7 @@ class LivenessDaemon:
             )
             decision_event = {
                 "type": "decision",
+                "camera": self.camera,
                 "track_id": u.track_id,
                 "decision": u.decision,
                 "previous_decision": u.previous_decision,
@@ -302,6 +308,7 @@ class LivenessDaemon:
             updates,
             {
                 "seq": item.sequence,
+                "camera": self.camera,
                 "source": event["source"],
                 "time": now,
                 "faces": event["faces"],

@@ -9,11 +9,10 @@ aggregation, outputs, HTTP) runs and is tested without a model; the production a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 from sensors.bundle import FrameBundle
-
-Decision = Literal["live", "spoof", "uncertain"]
+from service.decision import Decision
 
 
 @dataclass

@@ -1,34 +1,15 @@
-"""Types and reason codes shared by the face stage, the API and the daemon."""
+"""Types of the face stage; its reason codes are :class:`service.decision.Reason`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 
 import numpy as np
 
 from models.preprocess import FaceCrops
+from service.decision import Reason
 
-
-class Reason(str, Enum):
-    """Machine-readable reason codes, returned to clients as their string value."""
-
-    NO_FACE = "no_face"
-    FACE_TOO_SMALL = "face_too_small"  # too far from the camera
-    FACE_TOO_CLOSE = "face_too_close"
-    FACE_CUT_BY_EDGE = "face_cut_by_edge"
-    TOO_DARK = "too_dark"
-    TOO_BRIGHT = "too_bright"
-    BLURRED = "blurred"
-    POSE_TOO_LARGE = "pose_too_large"
-    DEPTH_HOLES = "depth_holes"
-    IR_SATURATED = "ir_saturated"
-    # modality health: a received modality was dropped before inference
-    RGB_UNUSABLE = "rgb_unusable"
-    DEPTH_UNUSABLE = "depth_unusable"
-    IR_UNUSABLE = "ir_unusable"
-    NO_USABLE_MODALITY = "no_usable_modality"
-    UNSUPPORTED_SUBSET = "unsupported_modality_subset"
+__all__ = ["Detection", "FaceCandidate", "FaceStageResult", "ModalityHealth", "Reason"]
 
 
 @dataclass(frozen=True)

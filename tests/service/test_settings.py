@@ -89,3 +89,13 @@ def test_analysis_slots_default_to_cores_per_inference_thread(
     assert analysis_slots(Settings(intra_op_threads=2, max_concurrent_requests=3)) == 3
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1})
     assert analysis_slots(Settings()) == 1  # 2 cores, 2 threads per analysis
+
+
+def test_every_reason_code_is_documented() -> None:
+    """The API reference lists every code a client can see (service.decision.Reason)."""
+    from service.decision import Reason
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    table = text[text.index("### Reason codes") : text.index("## Errors")]
+    missing = [r.value for r in Reason if f"`{r.value}`" not in table]
+    assert not missing, missing
