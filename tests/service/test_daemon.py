@@ -356,8 +356,8 @@ def test_health_readiness_metrics_and_preview_over_http() -> None:
             "liveness_daemon_frames_dropped_total",
             "liveness_daemon_frame_latency_seconds_bucket",
             "liveness_daemon_reconnects_total",
-            'liveness_daemon_decisions_total{decision="live"}',
-            'liveness_daemon_fps{stage="processed"}',
+            'liveness_daemon_decisions_total{camera="default",decision="live"}',
+            'liveness_daemon_fps{camera="default",stage="processed"}',
         ):
             assert name in metrics
         jpeg = httpx.get(url + "/preview.jpg")
