@@ -74,22 +74,36 @@ from models.cli_options import renamed_option
 @click.option("--max-steps", default=None, type=int, help="Stop after this many steps.")
 @click.option("--out", default="runs/flexlive-lite", show_default=True, type=click.Path())
 @click.option(
+    "--config",
+    "config_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML file of training settings (configs/*.yaml); options given here override it.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue from OUT/last.pt (written after every epoch) when it exists.",
+)
+@click.option(
     "--list-networks", "list_models", is_flag=True, help="List registered networks and exit."
 )
-def train(**kw: object) -> None:
-    """Train a flexible-modal network; writes OUT/checkpoint.pt."""
+@click.pass_context
+def train(ctx: click.Context, **kw: object) -> None:
+    """Train a flexible-modal network; writes OUT/checkpoint.pt (and OUT/last.pt each epoch)."""
     from models.nets import list_models
-    from models.train import TrainConfig
+    from models.train import ResumeError, TrainConfig
     from models.train import train as run
 
     if kw.pop("list_models"):
         click.echo("\n".join(list_models()))
         return
-    if not kw["data"]:
-        raise click.UsageError("Missing option '--data'.")
-    fusion = kw.pop("fusion")
+    config_file = kw.pop("config_file")
+    given = {k for k in kw if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
+    if config_file is None and not kw["data"]:
+        raise click.UsageError("Missing option '--data' (or a --config file that names it).")
     model_overrides: dict[str, object] = {}
-    for item in kw.pop("overrides"):  # type: ignore[union-attr]
+    for item in kw["overrides"]:  # type: ignore[attr-defined]
         key, sep, value = str(item).partition("=")
         if not sep:
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--override")
@@ -97,31 +111,46 @@ def train(**kw: object) -> None:
             model_overrides[key] = json.loads(value)
         except json.JSONDecodeError:
             model_overrides[key] = value
-    if fusion:
-        model_overrides["fusion"] = fusion
-    cfg = TrainConfig(
-        data=str(kw["data"]),
-        protocol=str(kw["protocol"]),
-        out=str(kw["out"]),
-        model=str(kw["model_name"]),
-        model_overrides=model_overrides,
-        epochs=int(kw["epochs"]),  # type: ignore[call-overload]
-        batch_size=int(kw["batch_size"]),  # type: ignore[call-overload]
-        lr=float(kw["lr"]),  # type: ignore[arg-type]
-        weight_decay=float(kw["weight_decay"]),  # type: ignore[arg-type]
-        pixel_weight=float(kw["pixel_weight"]),  # type: ignore[arg-type]
-        seed=int(kw["seed"]),  # type: ignore[call-overload]
-        p_drop_rgb=float(kw["p_drop_rgb"]),  # type: ignore[arg-type]
-        p_drop_depth=float(kw["p_drop_depth"]),  # type: ignore[arg-type]
-        p_drop_ir=float(kw["p_drop_ir"]),  # type: ignore[arg-type]
-        augment=not kw["no_augment"],
-        subset=kw["subset"],  # type: ignore[arg-type]
-        depth_encoding=str(kw["depth_encoding"]),
-        num_workers=int(kw["workers"]),  # type: ignore[call-overload]
-        threads=int(kw["threads"]),  # type: ignore[call-overload]
-        max_steps=kw["max_steps"],  # type: ignore[arg-type]
-    )
-    path = run(cfg)
+    if kw["fusion"]:
+        model_overrides["fusion"] = kw["fusion"]
+    # CLI option → TrainConfig field
+    values: dict[str, object] = {
+        "data": kw["data"],
+        "protocol": kw["protocol"],
+        "out": kw["out"],
+        "model": kw["model_name"],
+        "epochs": kw["epochs"],
+        "batch_size": kw["batch_size"],
+        "lr": kw["lr"],
+        "weight_decay": kw["weight_decay"],
+        "pixel_weight": kw["pixel_weight"],
+        "seed": kw["seed"],
+        "p_drop_rgb": kw["p_drop_rgb"],
+        "p_drop_depth": kw["p_drop_depth"],
+        "p_drop_ir": kw["p_drop_ir"],
+        "augment": not kw["no_augment"],
+        "subset": kw["subset"],
+        "depth_encoding": kw["depth_encoding"],
+        "num_workers": kw["workers"],
+        "threads": kw["threads"],
+        "max_steps": kw["max_steps"],
+        "resume": kw["resume"],
+    }
+    source = {"model": "model_name", "augment": "no_augment", "num_workers": "workers"}
+    try:
+        if config_file is None:
+            cfg = TrainConfig(model_overrides=model_overrides, **values)  # type: ignore[arg-type]
+        else:
+            explicit = {k: v for k, v in values.items() if source.get(k, k) in given}
+            if model_overrides:
+                explicit["model_overrides"] = model_overrides
+            cfg = TrainConfig.from_yaml(config_file, **explicit)
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(f"training settings: {exc}") from None
+    try:
+        path = run(cfg)
+    except ResumeError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"checkpoint: {path}")
 
 

@@ -4,6 +4,11 @@ Loss: BCE on the bona fide logit + ``pixel_weight`` × pixel-wise BCE on the coa
 (ones on the face region of bona fide samples, zeros for attacks). AdamW, linear warm-up
 then cosine decay, seeded and deterministic. The checkpoint carries its configuration, so
 ``liveness export`` rebuilds the same network and preprocessing from it alone.
+
+A run can be described by a YAML file of :class:`TrainConfig` fields (``configs/*.yaml``,
+``liveness train --config``). After every epoch the whole training state (weights,
+optimiser, schedule, random generators, history) is written to ``OUT/last.pt``; with
+``resume`` a run continues from it and ends with the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +64,33 @@ class TrainConfig:
     threads: int = 2
     max_steps: int | None = None  # stop early (smoke tests)
     progress: bool = True
+    resume: bool = False  # continue from OUT/last.pt when it exists
+
+    #: Fields that change how a run executes, not what it computes: a resumed run may
+    #: differ from the one it continues in these.
+    RUNTIME_FIELDS = ("out", "num_workers", "threads", "progress", "resume")
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+        """A config from a mapping (a YAML file's); unknown keys are refused by name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown key(s) {unknown}; known: {sorted(known)}")
+        if "data" not in values:
+            raise ValueError(f"{source}: 'data' (the data root) is required")
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """The run described by a YAML file; ``overrides`` (e.g. from the command line) win."""
+        import yaml
+
+        text = Path(path).read_text()
+        values = yaml.safe_load(text) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a mapping of TrainConfig fields")
+        return cls.from_mapping({**values, **overrides}, source=str(path))
 
 
 def base_spec(
@@ -160,8 +192,19 @@ def train(cfg: TrainConfig) -> Path:
         total,
     )
     history: list[dict[str, float]] = []
-    step, t0 = 0, time.perf_counter()
-    for epoch in range(cfg.epochs):
+    step, t0, first_epoch = 0, time.perf_counter(), 0
+    state_path = out / "last.pt"
+    if cfg.resume and state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        _check_resumable(state["config"], cfg, state_path)
+        net.load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        train_loader.generator.set_state(state["loader_rng"])  # type: ignore[union-attr]
+        first_epoch, step, history = state["epoch"], state["step"], state["history"]
+        log.info("resuming %s after epoch %d (step %d)", state_path, first_epoch, step)
+    for epoch in range(first_epoch, cfg.epochs):
         if step >= total:
             break
         train_ds.set_epoch(epoch)
@@ -201,6 +244,20 @@ def train(cfg: TrainConfig) -> Path:
             "+".join(subset or MODALITIES),
             dev_eer,
         )
+        # Everything a resumed run needs to continue exactly here (written atomically).
+        state = {
+            "config": asdict(cfg),
+            "state_dict": net.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "loader_rng": train_loader.generator.get_state(),  # type: ignore[union-attr]
+            "epoch": epoch + 1,
+            "step": step,
+            "history": history,
+        }
+        torch.save(state, state_path.with_suffix(".tmp"))
+        state_path.with_suffix(".tmp").replace(state_path)
     seconds = time.perf_counter() - t0
     ckpt = {
         "config": asdict(cfg),
@@ -218,6 +275,21 @@ def train(cfg: TrainConfig) -> Path:
     (out / "history.json").write_text(json.dumps(history, indent=2))
     log.info("trained in %.0f s → %s", seconds, path)
     return path
+
+
+class ResumeError(ValueError):
+    """``OUT/last.pt`` belongs to another run."""
+
+
+def _check_resumable(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    """A run resumes only the run it continues: same config except runtime fields."""
+    now = asdict(cfg)
+    differ = sorted(
+        k for k in now if k not in TrainConfig.RUNTIME_FIELDS and saved.get(k) != now[k]
+    )
+    if differ:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} → {now[k]!r}" for k in differ)
+        raise ResumeError(f"{path} was written by another run ({detail}); drop --resume or --out")
 
 
 def load_checkpoint(path: str | Path) -> tuple[FlexModalNet, dict[str, Any]]:

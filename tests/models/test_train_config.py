@@ -1,0 +1,113 @@
+"""Training runs from YAML configs, and a resumed run ends exactly where an uninterrupted
+one does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from click.testing import CliRunner  # noqa: E402
+
+from models import train as train_mod  # noqa: E402
+from models.nets import create_model, list_models  # noqa: E402
+from models.train import ResumeError, TrainConfig, train  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from synth import generate_benchmark
+
+    out = tmp_path_factory.mktemp("tiny")
+    generate_benchmark(out, scale="tiny", progress=False, workers=1)
+    return out
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_checked_in_configs_describe_buildable_runs(path: Path) -> None:
+    cfg = TrainConfig.from_yaml(path)
+    assert cfg.model in list_models()
+    net = create_model(cfg.model, **cfg.model_overrides)
+    if "fusion" in cfg.model_overrides:
+        assert net.fusion_name == cfg.model_overrides["fusion"]
+    assert cfg.epochs > 0 and cfg.data
+
+
+def test_bundled_config_matches_the_model_card_recipe() -> None:
+    cfg = TrainConfig.from_yaml(ROOT / "configs" / "flexlive-lite.yaml")
+    card = (ROOT / "models" / "default" / "card" / "commands.sh").read_text()
+    assert cfg.protocol == "combined" and f"--epochs {cfg.epochs}" in card
+    assert cfg.data == "data/synth/standard" and "DATA=data/synth/standard" in card
+
+
+def test_unknown_and_missing_keys_are_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: x\nepoch: 3\n")
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['epoch'\]"):
+        TrainConfig.from_yaml(bad)
+    bad.write_text("epochs: 3\n")
+    with pytest.raises(ValueError, match="'data'"):
+        TrainConfig.from_yaml(bad)
+
+
+def test_cli_options_override_the_config_file(tiny: Path, tmp_path: Path) -> None:
+    from service.cli import main
+
+    cfg = tmp_path / "run.yaml"
+    out = tmp_path / "run"
+    cfg.write_text(
+        f"data: {tiny}\nprotocol: intra\nepochs: 3\nbatch_size: 16\nseed: 5\nthreads: 1\n"
+        f"out: {out}\nprogress: false\n"
+    )
+    res = CliRunner().invoke(main, ["train", "--config", str(cfg), "--epochs", "1"])
+    assert res.exit_code == 0, res.output
+    written = json.loads((out / "config.json").read_text())
+    # given on the command line: wins; not given: the file's value, not the CLI default
+    assert written["epochs"] == 1 and written["batch_size"] == 16 and written["seed"] == 5
+    res = CliRunner().invoke(main, ["train", "--config", str(tmp_path / "nope.yaml")])
+    assert res.exit_code == 2 and "nope.yaml" in res.output
+    cfg.write_text("data: x\nbogus: 1\n")
+    res = CliRunner().invoke(main, ["train", "--config", str(cfg)])
+    assert res.exit_code == 1 and "bogus" in res.output and "Traceback" not in res.output
+
+
+def _cfg(tiny: Path, out: Path, **kw: Any) -> TrainConfig:
+    return TrainConfig(
+        data=str(tiny), protocol="intra", out=str(out), epochs=2, batch_size=8, threads=1,
+        progress=False, warmup_steps=2, **kw,
+    )  # fmt: skip
+
+
+def test_a_resumed_run_ends_with_the_uninterrupted_weights(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    straight = torch.load(train(_cfg(tiny, tmp_path / "a")), weights_only=False)
+
+    calls = {"n": 0}
+    real_predict = train_mod.predict
+
+    def crash_in_epoch_two(*args: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the dev pass that ends epoch 2: epoch 1's state is on disk
+            raise KeyboardInterrupt
+        return real_predict(*args)
+
+    monkeypatch.setattr(train_mod, "predict", crash_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(tiny, tmp_path / "b"))
+    monkeypatch.setattr(train_mod, "predict", real_predict)
+    assert torch.load(tmp_path / "b" / "last.pt", weights_only=False)["epoch"] == 1
+    resumed = torch.load(train(_cfg(tiny, tmp_path / "b", resume=True)), weights_only=False)
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2]
+    for k, v in straight["state_dict"].items():
+        assert torch.equal(v, resumed["state_dict"][k]), k
+    # another run's state is refused, not silently continued
+    with pytest.raises(ResumeError, match="lr"):
+        train(_cfg(tiny, tmp_path / "b", resume=True, lr=0.01))
