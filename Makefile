@@ -34,7 +34,8 @@ dev: $(STAMPS)/dev system-deps
 
 # Debian packages the tests use: libusb for pyrealsense2, chromium for the preview-page test,
 # docker-compose to validate the compose file statically, prometheus for `promtool check
-# metrics`. Installed when running as root; otherwise say what is missing.
+# metrics`, mosquitto for the daemon's MQTT tests (a real broker). Installed when running as
+# root; otherwise say what is missing.
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	  missing=""; \
@@ -42,13 +43,14 @@ system-deps:
 	  command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	  command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	  command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	  command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || missing="$$missing mosquitto"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing Debian packages:$$missing"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
 	      || echo "WARNING: could not install$$missing; tests that need them will be skipped with a reason"; \
 	  fi; \
 	else \
-	  echo "NOTE: not root (or no apt-get): not installing libusb-1.0-0 / docker-compose / chromium / prometheus;"; \
+	  echo "NOTE: not root (or no apt-get): not installing libusb-1.0-0 / docker-compose / chromium / prometheus / mosquitto;"; \
 	  echo "      tests that need them skip with a reason if they are missing"; \
 	fi
 

@@ -18,6 +18,7 @@ EXTRA_OF: dict[str, str] = {
     "onnxscript": "train",
     "pyrealsense2": "realsense",
     "httpx": "bench",
+    "paho": "mqtt",
 }
 
 

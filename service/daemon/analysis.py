@@ -10,6 +10,7 @@ breaks a track's streak — a dropout cannot silently downgrade the decision."""
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,10 @@ from service.daemon.types import FaceObservation, FrameAnalysis, OperatingPoint
 from service.policy import ModalityPolicy
 
 log = logging.getLogger(__name__)
+
+# Cameras of one process share a pipeline (it serves concurrent API requests too); the
+# first camera to start warms it, the others wait for that instead of warming it again.
+_WARMUP_LOCK = threading.Lock()
 
 
 class PipelineAnalyzer:
@@ -28,8 +33,12 @@ class PipelineAnalyzer:
         pipeline: Any,
         operating_point: str | None = None,
         policy: ModalityPolicy | None = None,
+        *,
+        owns_pipeline: bool = True,
     ) -> None:
         self.pipeline = pipeline
+        #: False when several cameras share the pipeline: whoever built it closes it
+        self.owns_pipeline = owns_pipeline
         self.policy = (
             policy if policy is not None else ModalityPolicy.from_settings(pipeline.settings)
         )
@@ -46,7 +55,9 @@ class PipelineAnalyzer:
         return f"{info.name} {info.version}"
 
     def warmup(self) -> None:
-        self.pipeline.warmup()
+        with _WARMUP_LOCK:
+            if not self.pipeline.ready:
+                self.pipeline.warmup()
 
     def analyze(self, bundle: FrameBundle) -> FrameAnalysis:
         result = self.policy.enforce(
@@ -73,7 +84,8 @@ class PipelineAnalyzer:
         )
 
     def close(self) -> None:
-        self.pipeline.engine.close()
+        if self.owns_pipeline:
+            self.pipeline.engine.close()
 
 
 def build_pipeline_analyzer(
@@ -86,6 +98,17 @@ def build_pipeline_analyzer(
     Raises ``service.settings.SettingsError`` / ``service.engine.ModelLoadError`` with
     readable messages.
     """
+    pipeline = build_pipeline(model_path, operating_point, **settings_overrides)
+    return PipelineAnalyzer(pipeline, operating_point)
+
+
+def build_pipeline(
+    model_path: Path | None = None,
+    operating_point: str | None = None,
+    **settings_overrides: Any,
+) -> Any:
+    """The :class:`service.pipeline.LivenessPipeline` for a model (see
+    :func:`build_pipeline_analyzer`); several cameras may share it."""
     from service.engine import InferenceEngine
     from service.pipeline import LivenessPipeline, build_face_stage, load_rgb_expert
     from service.settings import load_settings
@@ -101,4 +124,4 @@ def build_pipeline_analyzer(
     pipeline = LivenessPipeline(engine, stage, settings, load_rgb_expert(settings))
     log.info("model %s %s (%s)", engine.info.name, engine.info.version, settings.model_path)
     log.info("accepted modality sets: %s", settings.accepted_modalities)
-    return PipelineAnalyzer(pipeline, operating_point)
+    return pipeline

@@ -4,6 +4,7 @@ Example::
 
     liveness daemon --source realsense --output stdout --output jsonl:events.jsonl \\
         --output webhook:http://door-controller.local/liveness --port 8081
+    liveness daemon --config cameras.yaml      # several cameras (docs/daemon.md)
 """
 
 from __future__ import annotations
@@ -24,9 +25,24 @@ log = logging.getLogger(__name__)
 @click.option(
     "--source",
     "source_uri",
-    required=True,
+    default=None,
     help="realsense[:SERIAL] | recording:PATH | video:PATH | camera:INDEX | folder:PATH | "
     "synthetic[:PROFILE], with optional ?key=value options (docs/sensors.md).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML file listing cameras, each with its source, outputs, policy and thresholds "
+    "(docs/daemon.md); instead of --source.",
+)
+@click.option(
+    "--name",
+    "camera_name",
+    default="default",
+    show_default=True,
+    help="The camera's name with --source: in events, metrics labels and MQTT topics.",
 )
 @click.option(
     "--output",
@@ -34,7 +50,8 @@ log = logging.getLogger(__name__)
     multiple=True,
     default=("stdout",),
     show_default=True,
-    help="stdout | jsonl:PATH | webhook:URL; repeat for several.",
+    help="stdout | jsonl:PATH | webhook:URL | mqtt[s]://[USER:PASSWORD@]HOST[:PORT][?qos=1&"
+    "topic_prefix=flexlive&frames=true]; repeat for several.",
 )
 @click.option("--max-frames", type=int, default=None, help="Stop after N processed frames.")
 @click.option(
@@ -91,7 +108,9 @@ log = logging.getLogger(__name__)
 )
 @click.option("--window", type=int, default=None, help="Scored frames aggregated per track.")
 def daemon(
-    source_uri: str,
+    source_uri: str | None,
+    config_path: Path | None,
+    camera_name: str,
     outputs: tuple[str, ...],
     max_frames: int | None,
     port: int,
@@ -109,6 +128,21 @@ def daemon(
     """Decide, frame by frame and face by face, whether a live person is in front of a camera."""
     from pydantic import ValidationError
 
+    if config_path is not None:
+        if source_uri is not None:
+            raise click.UsageError("give either --source or --config, not both")
+        _run_cameras_file(config_path, model_path=model_path, no_http=no_http)
+        return
+    if source_uri is None:
+        raise click.UsageError("give --source URI (one camera) or --config FILE (several)")
+    from service.daemon.cameras import CAMERA_NAME
+
+    if not CAMERA_NAME.match(camera_name):
+        raise click.BadParameter(
+            "use 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit",
+            param_hint="--name",
+        )
+
     from sensors.config import create_source
     from sensors.uri import SourceURIError, parse_source_uri
     from service.daemon.config import DaemonConfig, TrackerConfig
@@ -120,7 +154,7 @@ def daemon(
     except SourceURIError as exc:
         raise click.BadParameter(str(exc), param_hint="--source") from None
     try:
-        sinks = [parse_output(spec) for spec in outputs]
+        sinks = [parse_output(spec, camera=camera_name) for spec in outputs]
     except OutputSpecError as exc:
         raise click.BadParameter(str(exc), param_hint="--output") from None
     tracker_overrides: dict[str, Any] = {}
@@ -148,6 +182,7 @@ def daemon(
         sinks,
         config,
         source_name=source_uri,
+        camera=camera_name,
     )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -174,6 +209,95 @@ def daemon(
         # a file that cannot be played with --on-end stop: a failure, not a normal end
         where = "" if source_uri.split("?")[0] in summary.error else f" ({source_uri})"
         raise click.ClickException(f"source failed: {summary.error}{where}")
+
+
+#: options that describe one camera: in a cameras file they are set per camera
+_CAMERA_OPTIONS = (
+    "camera_name",
+    "outputs",
+    "max_frames",
+    "operating_point",
+    "accepted_modalities",
+    "on_end",
+    "queue_size",
+    "stall_timeout",
+    "min_live_frames",
+    "window",
+)
+
+
+def _run_cameras_file(path: Path, *, model_path: Path | None, no_http: bool) -> None:
+    """``--config``: every camera of the file in this process (service.daemon.cameras)."""
+    from click.core import ParameterSource
+
+    from service.daemon.cameras import (
+        CameraConfigError,
+        build_group,
+        build_pipeline_analyzers,
+        check_packages,
+        load_cameras_file,
+    )
+
+    ctx = click.get_current_context()
+    given = [
+        "--" + name.replace("_", "-").replace("camera-name", "name")
+        for name in _CAMERA_OPTIONS
+        if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+    ]
+    if given:
+        raise click.UsageError(
+            f"{', '.join(given)} cannot be combined with --config: set it per camera in the file"
+        )
+    port_given = ctx.get_parameter_source("port") == ParameterSource.COMMANDLINE
+    host_given = ctx.get_parameter_source("host") == ParameterSource.COMMANDLINE
+    try:
+        cameras = load_cameras_file(path)
+        check_packages(cameras)  # before the model is loaded
+    except CameraConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--config") from None
+    try:
+        analyzers, pipelines = build_pipeline_analyzers(cameras, model_path)
+    except CameraConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--config") from None
+    except Exception as exc:  # settings/model errors carry a readable message
+        if type(exc).__name__ in {"SettingsError", "ModelLoadError", "InputError"}:
+            raise click.ClickException(str(exc)) from None
+        raise
+    try:
+        try:
+            group = build_group(
+                cameras,
+                analyzers,
+                http_host=ctx.params["host"] if host_given else None,
+                http_port=None if no_http else (ctx.params["port"] if port_given else "file"),
+            )
+        except CameraConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--config") from None
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            group.stop(f"signal {signal.Signals(signum).name}")
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        try:
+            url = group.start_http()
+        except RuntimeError as exc:
+            raise click.ClickException(f"{exc} ({group.http_host}:{group.http_port})") from None
+        if url is not None:
+            log.info("cameras at %s/  (health %s/readyz, metrics %s/metrics)", url, url, url)
+        summaries = group.run()
+    finally:
+        for pipeline in pipelines:
+            pipeline.engine.close()
+    sys.stdout.flush()
+    failed = {name: s.error for name, s in summaries.items() if s.error is not None}
+    for name, s in summaries.items():
+        decisions = ", ".join(f"#{tid} {d}" for tid, d in s.final_decisions.items())
+        log.info("camera %s: final decisions: %s", name, decisions or "no tracks")
+    if failed:
+        raise click.ClickException(
+            "; ".join(f"camera {name!r}: source failed: {error}" for name, error in failed.items())
+        )
 
 
 def _build_analyzer(

@@ -41,7 +41,9 @@ class TrackerConfig(BaseModel):
     )
 
 
-class DaemonConfig(BaseModel):
+class CameraSettings(BaseModel):
+    """What each camera sets for itself: tracking, queueing, faults, when to stop."""
+
     model_config = ConfigDict(extra="forbid")
 
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
@@ -67,6 +69,11 @@ class DaemonConfig(BaseModel):
         "or reopen it like a lost camera",
     )
     max_frames: int | None = Field(default=None, ge=1, description="Stop after this many frames")
+
+
+class DaemonConfig(CameraSettings):
+    """One camera's settings plus the process's own (HTTP, shutdown)."""
+
     http_host: str = Field(default="127.0.0.1", description="Interface of the daemon's HTTP server")
     http_port: int | None = Field(
         default=8081, ge=0, le=65535, description="Port (0 = any free one, None = no server)"

@@ -1,4 +1,5 @@
-"""Where daemon events go: ``stdout``, ``jsonl:PATH``, ``webhook:URL``.
+"""Where daemon events go: ``stdout``, ``jsonl:PATH``, ``webhook:URL``, ``mqtt://HOST``
+(:mod:`service.daemon.mqtt`).
 
 Two event kinds (schema in docs/daemon.md):
 
@@ -35,11 +36,18 @@ from collections import deque
 from pathlib import Path
 from typing import IO, Any
 
+from service.daemon.metrics import DEFAULT_CAMERA
+
 log = logging.getLogger(__name__)
 
 
 class OutputSpecError(ValueError):
     pass
+
+
+OUTPUT_FORMS = (
+    "stdout, jsonl:PATH, webhook:http(s)://HOST/PATH or mqtt[s]://[USER:PASSWORD@]HOST[:PORT]"
+)
 
 
 def dumps(event: dict[str, Any]) -> str:
@@ -246,8 +254,10 @@ class WebhookOutput(Output):
                 log.error("%s: %d event(s) not delivered before shutdown", self.name, self.pending)
 
 
-def parse_output(spec: str, **webhook_options: Any) -> Output:
-    """``stdout`` | ``jsonl:PATH`` | ``webhook:URL`` → an :class:`Output`."""
+def parse_output(spec: str, *, camera: str = DEFAULT_CAMERA, **webhook_options: Any) -> Output:
+    """``stdout`` | ``jsonl:PATH`` | ``webhook:URL`` | ``mqtt[s]://HOST…`` → an :class:`Output`.
+
+    ``camera`` names the camera whose events it carries (MQTT topics)."""
     kind, _, value = spec.partition(":")
     if kind == "stdout" and not value:
         return StdoutOutput()
@@ -255,9 +265,31 @@ def parse_output(spec: str, **webhook_options: Any) -> Output:
         return JsonlOutput(Path(value))
     if kind == "webhook" and value.startswith(("http://", "https://")):
         return WebhookOutput(value, **webhook_options)
-    raise OutputSpecError(
-        f"bad output {spec!r}: expected stdout, jsonl:PATH or webhook:http(s)://HOST/PATH"
-    )
+    if kind in ("mqtt", "mqtts") and value:
+        from service.daemon.mqtt import MqttOutput, paho_missing, parse_mqtt_uri
+
+        config = parse_mqtt_uri(spec)
+        missing = paho_missing()
+        if missing:
+            raise OutputSpecError(missing)
+        return MqttOutput(config, camera)
+    raise OutputSpecError(f"bad output {spec!r}: expected {OUTPUT_FORMS}")
+
+
+def check_output_spec(spec: str) -> str:
+    """Check the form of ``spec`` without opening anything (config files are validated
+    before any file is opened or any connection made); returns it unchanged."""
+    kind, _, value = spec.partition(":")
+    if (kind == "stdout" and not value) or (kind == "jsonl" and value):
+        return spec
+    if kind == "webhook" and value.startswith(("http://", "https://")):
+        return spec
+    if kind in ("mqtt", "mqtts") and value:
+        from service.daemon.mqtt import parse_mqtt_uri
+
+        parse_mqtt_uri(spec)
+        return spec
+    raise OutputSpecError(f"bad output {spec!r}: expected {OUTPUT_FORMS}")
 
 
 def close_all(outputs: list[Output], timeout: float) -> None:

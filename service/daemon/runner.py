@@ -25,7 +25,7 @@ from service.daemon.capture import CapturedFrame, CaptureWorker
 from service.daemon.config import DaemonConfig
 from service.daemon.http import HttpServer, create_daemon_app
 from service.daemon.metrics import DEFAULT_CAMERA, DaemonMetrics
-from service.daemon.outputs import Output, WebhookOutput, close_all
+from service.daemon.outputs import Output, close_all
 from service.daemon.preview import PreviewState
 from service.daemon.tracker import FaceTracker, TrackUpdate
 from service.daemon.types import FrameAnalysis, FrameAnalyzer
@@ -109,10 +109,11 @@ class LivenessDaemon:
         self._generation = 0
         self._was_ready = False
         self._ready_lock = threading.Lock()
-        for output in outputs:
-            if isinstance(output, WebhookOutput):
-                name = output.name
+        for output in outputs:  # webhook and MQTT outputs count what they drop or retry
+            name = output.name
+            if hasattr(output, "_on_drop") and output._on_drop is None:
                 output._on_drop = lambda n=name: self.metrics.output_dropped.labels(n).inc()
+            if hasattr(output, "_on_retry") and output._on_retry is None:
                 output._on_retry = lambda n=name: self.metrics.output_retries.labels(n).inc()
 
     # -- health ------------------------------------------------------------------------
