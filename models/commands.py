@@ -7,6 +7,7 @@ Heavy modules (torch, onnx, onnxruntime) are imported inside the command functio
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -151,7 +152,8 @@ def train(ctx: click.Context, **kw: object) -> None:
         path = run(cfg)
     except ResumeError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"checkpoint: {path}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 wrote it
+        click.echo(f"checkpoint: {path}")
 
 
 @click.command("eval")

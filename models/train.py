@@ -9,6 +9,12 @@ A run can be described by a YAML file of :class:`TrainConfig` fields (``configs/
 ``liveness train --config``). After every epoch the whole training state (weights,
 optimiser, schedule, random generators, history) is written to ``OUT/last.pt``; with
 ``resume`` a run continues from it and ends with the same weights as an uninterrupted one.
+
+Several processes (``torchrun --nproc_per_node N -m service.cli train ...``, one or more
+nodes) train one model with ``DistributedDataParallel``: each rank takes its share of every
+epoch (``DistributedSampler``, seeded), gradients are averaged across ranks (gloo on CPU,
+NCCL on GPUs), rank 0 alone writes checkpoints, and every rank writes the digest of its
+final weights to ``OUT/ddp/rank<r>.json`` (they are identical when training was correct).
 """
 
 from __future__ import annotations
@@ -113,18 +119,66 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def make_loader(ds: PadDataset, cfg: TrainConfig, shuffle: bool) -> DataLoader:
+def make_loader(
+    ds: PadDataset, cfg: TrainConfig, shuffle: bool, dist: Distributed | None = None
+) -> DataLoader:
     g = torch.Generator()
     g.manual_seed(cfg.seed)
+    sampler = None
+    if shuffle and dist is not None and dist.world > 1:
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(
+            ds, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=cfg.seed,
+            drop_last=True,
+        )  # fmt: skip
+    share = len(sampler) if sampler is not None else len(ds)  # this rank's samples
     return DataLoader(
         ds,
         batch_size=cfg.batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
         num_workers=cfg.num_workers,
         generator=g,
-        drop_last=shuffle and len(ds) > cfg.batch_size,
+        drop_last=shuffle and share > cfg.batch_size,
         persistent_workers=cfg.num_workers > 0,
     )
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a multi-process run (``torchrun`` sets the environment)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> Distributed:
+        import os
+
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        import torch.distributed as td
+
+        if not td.is_initialized():
+            td.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        return cls(rank=td.get_rank(), world=td.get_world_size())
+
+
+def weights_digest(net: torch.nn.Module) -> str:
+    """sha256 of every parameter and buffer, in state-dict order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in net.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def loss_fn(
@@ -150,9 +204,10 @@ def train(cfg: TrainConfig) -> Path:
     """Train and write ``<out>/checkpoint.pt`` (+ ``config.json``, ``history.json``)."""
     torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
+    dist = Distributed.from_env()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    net = create_model(cfg.model, **cfg.model_overrides)
+    net = create_model(cfg.model, **cfg.model_overrides)  # same seed: same init on every rank
     spec = base_spec(net, cfg.depth_range_mm)
     kw = {"depth_encoding": cfg.depth_encoding, "depth_range_mm": cfg.depth_range_mm}
     train_crops = CropCache.from_protocol(cfg.data, cfg.protocol, "train", **kw)
@@ -167,10 +222,20 @@ def train(cfg: TrainConfig) -> Path:
         train_crops, spec, Augment() if cfg.augment else None, dropout, subset, cfg.seed
     )
     dev_ds = PadDataset(dev_crops, spec, subset=subset or MODALITIES)
-    train_loader = make_loader(train_ds, cfg, shuffle=True)
+    train_loader = make_loader(train_ds, cfg, shuffle=True, dist=dist)
+    model: torch.nn.Module = net
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(net)
     dev_loader = make_loader(dev_ds, cfg, shuffle=False)
 
     steps_per_epoch = len(train_loader)
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"{len(train_ds)} training samples over {dist.world} process(es) give no batch; "
+            "lower --batch-size or add data"
+        )
     total = cfg.epochs * steps_per_epoch
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
@@ -208,7 +273,10 @@ def train(cfg: TrainConfig) -> Path:
         if step >= total:
             break
         train_ds.set_epoch(epoch)
-        net.train()
+        sampler = train_loader.sampler
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        model.train()
         losses = []
         # The bar counts the steps this epoch will really take (the last epoch may stop
         # early at --max-steps) and is closed before the epoch's log line.
@@ -216,10 +284,10 @@ def train(cfg: TrainConfig) -> Path:
             total=min(steps_per_epoch, total - step),
             desc=f"epoch {epoch + 1}/{cfg.epochs}",
             unit="step",
-            disable=not cfg.progress,
+            disable=not cfg.progress or not dist.main,
         )
         for b in train_loader:
-            o = net(b["rgb"], b["depth"], b["ir"], b["present"])
+            o = model(b["rgb"], b["depth"], b["ir"], b["present"])
             loss, cls = loss_fn(o, b["label"], cfg.pixel_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -244,6 +312,8 @@ def train(cfg: TrainConfig) -> Path:
             "+".join(subset or MODALITIES),
             dev_eer,
         )
+        if not dist.main:
+            continue
         # Everything a resumed run needs to continue exactly here (written atomically).
         state = {
             "config": asdict(cfg),
@@ -259,6 +329,21 @@ def train(cfg: TrainConfig) -> Path:
         torch.save(state, state_path.with_suffix(".tmp"))
         state_path.with_suffix(".tmp").replace(state_path)
     seconds = time.perf_counter() - t0
+    if dist.world > 1:
+        import torch.distributed as td
+
+        # DDP keeps parameters equal; batch-norm running statistics are broadcast from rank
+        # 0 at each forward, and each rank's last forward updated its own: take rank 0's.
+        for buf in net.buffers():
+            td.broadcast(buf, src=0)
+        ddp_dir = out / "ddp"
+        ddp_dir.mkdir(exist_ok=True)
+        digest = {"rank": dist.rank, "world": dist.world, "weights_sha256": weights_digest(net)}
+        (ddp_dir / f"rank{dist.rank}.json").write_text(json.dumps(digest))
+        td.barrier()
+        if not dist.main:
+            td.destroy_process_group()
+            return out / "checkpoint.pt"
     ckpt = {
         "config": asdict(cfg),
         "model": net.config(),
@@ -274,6 +359,10 @@ def train(cfg: TrainConfig) -> Path:
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     (out / "history.json").write_text(json.dumps(history, indent=2))
     log.info("trained in %.0f s → %s", seconds, path)
+    if dist.world > 1:
+        import torch.distributed as td
+
+        td.destroy_process_group()
     return path
 
 
