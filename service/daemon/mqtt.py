@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -79,6 +80,12 @@ class MqttConfig(BaseModel):
     keepalive_s: int = Field(
         default=30, ge=5, le=3600, description="Keep-alive; the broker sends the will after 1.5x"
     )
+    connect_wait_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="At start-up, wait this long for the broker before the camera starts "
+        "(so the first QoS 0 events are not dropped); then go on and keep reconnecting",
+    )
     max_queued: int = Field(
         default=1000, ge=1, description="Messages held while the broker is away (then dropped)"
     )
@@ -91,6 +98,12 @@ class MqttConfig(BaseModel):
     tls_insecure: bool = Field(
         default=False, description="Do not check the broker's host name against its certificate"
     )
+
+    @field_validator("qos", mode="before")
+    @classmethod
+    def _qos_text(cls, v: Any) -> Any:
+        # from a URI (?qos=1) it arrives as text
+        return int(v) if isinstance(v, str) and v.strip() in ("0", "1", "2") else v
 
     @field_validator("topic_prefix")
     @classmethod
@@ -123,11 +136,11 @@ class MqttConfig(BaseModel):
 
 def paho_missing() -> str | None:
     """A one-line message naming the extra when paho-mqtt is not installed, else None."""
-    from service.extras import is_installed, missing_message
+    from service.extras import install_hint, is_installed
 
     if is_installed("paho"):
         return None
-    return missing_message("the MQTT output", "paho")
+    return f"the MQTT output needs paho-mqtt, which is not installed: {install_hint('paho')}"
 
 
 def parse_mqtt_uri(spec: str) -> MqttConfig:
@@ -198,6 +211,7 @@ class MqttOutput(Output):
         self.published = 0
         self.dropped = 0
         self.connects = 0
+        self._connected = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -230,6 +244,13 @@ class MqttOutput(Output):
         client.connect_async(c.host, c.effective_port, keepalive=c.keepalive_s)
         client.loop_start()
         log.info("%s: connecting (camera %s)", self.name, self.camera)
+        if c.connect_wait_s and not self._connected.wait(c.connect_wait_s):
+            log.warning(
+                "%s: broker not reached within %.1fs; starting anyway and retrying "
+                "(QoS 0 messages are dropped until it answers)",
+                self.name,
+                c.connect_wait_s,
+            )
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
@@ -239,10 +260,12 @@ class MqttOutput(Output):
         self.connects += 1
         log.info("%s: connected; %s is %s", self.name, self.topics["available"], ONLINE)
         client.publish(self.topics["available"], ONLINE, qos=self.config.qos, retain=True)
+        self._connected.set()
 
     def _on_disconnect(
         self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
+        self._connected.clear()
         if not self._closing:
             log.warning("%s: disconnected (%s); reconnecting", self.name, reason)
 
