@@ -4,16 +4,29 @@ Importing this package registers every network (one module per family). Add a fa
 writing a new module with ``@register_model`` builders and importing it here.
 """
 
-from models.nets import lite  # noqa: F401  (registers the flexlive_lite family)
+from models.nets import (  # noqa: F401  (each module registers its family)
+    cdcn,
+    lite,
+    resnet,
+    vit,
+)
 from models.nets.base import FlexModalNet
 from models.nets.fusion import FUSIONS, create_fusion
-from models.nets.registry import create_model, list_models, register_model
+from models.nets.registry import (
+    create_model,
+    is_large,
+    list_models,
+    register_large_model,
+    register_model,
+)
 
 __all__ = [
     "FUSIONS",
     "FlexModalNet",
     "create_fusion",
     "create_model",
+    "is_large",
     "list_models",
+    "register_large_model",
     "register_model",
 ]

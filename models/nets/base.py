@@ -78,15 +78,26 @@ class FlexModalNet(nn.Module):
             feats.append(f * present[:, i].view(-1, 1, 1, 1))
         return feats
 
-    def forward(
+    def forward_features(
         self, rgb: torch.Tensor, depth: torch.Tensor, ir: torch.Tensor, present: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
+    ) -> torch.Tensor:
+        """Branches → mask → fusion: the fused map [N, fused_channels, h, w] (after timm's
+        ``forward_features``; the heads read only this map)."""
         feats = self.features({"rgb": rgb, "depth": depth, "ir": ir}, present)
-        fused = self.fusion(feats, present)
+        fused: torch.Tensor = self.fusion(feats, present)
+        return fused
+
+    def forward_head(self, fused: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The fused map → pixel-map head, and trunk → pooled embedding → bona fide logit."""
         pixel_logit = self.pixel_head(fused)
         pooled = self.trunk(fused).mean(dim=(2, 3))
         logit = self.fc(self.classifier(pooled)).squeeze(1)
         return head_outputs(logit, pixel_logit, pooled)
+
+    def forward(
+        self, rgb: torch.Tensor, depth: torch.Tensor, ir: torch.Tensor, present: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        return self.forward_head(self.forward_features(rgb, depth, ir, present))
 
     def config(self) -> dict[str, Any]:
         """What a checkpoint stores to rebuild this network with ``create_model``."""

@@ -8,6 +8,7 @@ feeds the pixel-map head and a two-block trunk down to
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from models.nets.base import FlexModalNet
@@ -31,7 +32,7 @@ class DSBlock(nn.Module):
         )
         self.residual = stride == 1 and cin == cout
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.pw(self.dw(x))
         return x + y if self.residual else y
 
@@ -58,8 +59,8 @@ def build_lite(
     input_size: int = 112,
     dropout: float = 0.2,
 ) -> FlexModalNet:
-    widths = tuple(widths)  # type: ignore[assignment]  (JSON round trips give lists)
-    branches = {m: lite_branch(CHANNELS[m], widths) for m in MODALITIES}
+    widths = (int(widths[0]), int(widths[1]), int(widths[2]))  # JSON round trips give lists
+    branches: dict[str, nn.Module] = {m: lite_branch(CHANNELS[m], widths) for m in MODALITIES}
     trunk_net = nn.Sequential(DSBlock(fused, trunk, stride=2), DSBlock(trunk, trunk))
     net = FlexModalNet(
         branches,
@@ -73,7 +74,13 @@ def build_lite(
         dropout=dropout,
     )
     # Checkpoints store these, so a later change of the defaults cannot break them.
-    net.builder_args = {"fusion": fusion, "widths": list(widths), "fused": fused, "trunk": trunk}
+    net.builder_args = {
+        "fusion": fusion,
+        "widths": list(widths),
+        "fused": fused,
+        "trunk": trunk,
+        "input_size": input_size,
+    }
     return net
 
 

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 Builder = TypeVar("Builder", bound=Callable[..., "FlexModalNet"])
 
 _BUILDERS: dict[str, Callable[..., FlexModalNet]] = {}
+#: Names registered with :func:`register_large_model`: paper-scale GPU networks.
+_LARGE: set[str] = set()
 
 
 def register_model(fn: Builder) -> Builder:
@@ -27,15 +29,35 @@ def register_model(fn: Builder) -> Builder:
     return fn
 
 
-def list_models() -> list[str]:
-    """Names of every registered model, sorted."""
-    return sorted(_BUILDERS)
+def register_large_model(fn: Builder) -> Builder:
+    """Register a paper-scale network (tens to hundreds of GFLOP per face: a GPU model).
+
+    It is created like any other, but :func:`list_models` leaves it out unless asked:
+    code that builds every listed model at its default size on a CPU (the parametrised
+    network tests, ``--list-networks`` smoke runs) would otherwise spend minutes per name.
+    Tests build these at a tiny size through overrides instead.
+    """
+    register_model(fn)
+    _LARGE.add(fn.__name__)
+    return fn
+
+
+def list_models(include_large: bool = False) -> list[str]:
+    """Names of the registered models, sorted; the paper-scale ones only with
+    ``include_large`` (see :func:`register_large_model`)."""
+    return sorted(n for n in _BUILDERS if include_large or n not in _LARGE)
+
+
+def is_large(name: str) -> bool:
+    """Whether ``name`` is a paper-scale network (see :func:`register_large_model`)."""
+    return name in _LARGE
 
 
 def create_model(name: str, **overrides: Any) -> FlexModalNet:
     """Build a registered model; ``overrides`` go to its builder (e.g. ``fusion='concat'``)."""
     if name not in _BUILDERS:
-        raise KeyError(f"unknown model '{name}'; registered: {', '.join(list_models())}")
+        known = ", ".join(list_models(include_large=True))
+        raise KeyError(f"unknown model '{name}'; registered: {known}")
     model = _BUILDERS[name](**overrides)
     model.model_name = name
     model.model_overrides = dict(overrides)
