@@ -55,8 +55,10 @@ class CaptureWorker:
         reconnect_max_s: float = 30.0,
         on_end: str = "stop",
         on_state: Callable[[str, str], None] | None = None,
+        thread_name: str = "capture",
     ) -> None:
         self.source_factory = source_factory
+        self.thread_name = thread_name
         self.queue = queue
         self.metrics = metrics
         self.stall_timeout_s = stall_timeout_s
@@ -76,7 +78,7 @@ class CaptureWorker:
         self._last_error = ""
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -250,6 +250,13 @@ def _run_cameras_file(path: Path, *, model_path: Path | None, no_http: bool) -> 
         )
     port_given = ctx.get_parameter_source("port") == ParameterSource.COMMANDLINE
     host_given = ctx.get_parameter_source("host") == ParameterSource.COMMANDLINE
+    # several cameras log side by side: say which thread (cam-<name>, capture-<name>) speaks
+    for handler in logging.getLogger().handlers:
+        plain = getattr(handler.formatter, "_fmt", None) or ""
+        if plain.endswith("%(name)s: %(message)s"):  # the CLI's plain format, not JSON
+            handler.setFormatter(
+                logging.Formatter(plain.replace("%(name)s:", "%(name)s [%(threadName)s]:"))
+            )
     try:
         cameras = load_cameras_file(path)
         check_packages(cameras)  # before the model is loaded

@@ -99,6 +99,7 @@ class LivenessDaemon:
             reconnect_max_s=self.config.reconnect_max_s,
             on_end=self.config.on_end,
             on_state=self._on_source_state,
+            thread_name=f"capture-{camera}",
         )
         self.http: HttpServer | None = None
         self.summary = DaemonSummary()

@@ -415,3 +415,80 @@ def test_missing_paho_is_one_line_naming_the_extra(monkeypatch: pytest.MonkeyPat
     )
     assert result.exit_code == 2
     assert hint in result.output and "Traceback" not in result.output
+
+
+@needs_broker
+def test_cli_config_publishes_and_says_offline_on_sigterm(broker: Broker, tmp_path: Path) -> None:
+    """``liveness daemon --config`` as a process, with the bundled model: two looping folder
+    cameras publish to the broker and serve one HTTP server; SIGTERM → offline, exit 0."""
+    import signal
+
+    import cv2
+    import httpx
+    import numpy as np
+
+    folders = []
+    for name in ("gate", "lab"):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i in range(3):
+            image = np.full((96, 128, 3), 40 * i, np.uint8)
+            cv2.imwrite(str(folder / f"f{i}_rgb.png"), image)
+        folders.append(folder)
+    cfg = tmp_path / "cams.yaml"
+    cfg.write_text(
+        f"mqtt: {{host: 127.0.0.1, port: {broker.port}, qos: 1, frames: true}}\n"
+        "cameras:\n"
+        f"  - {{name: gate, source: 'folder:{folders[0]}?fps=20', on_end: reopen, outputs: []}}\n"
+        f"  - {{name: lab, source: 'folder:{folders[1]}?fps=20', on_end: reopen, outputs: []}}\n"
+    )
+    sub = Subscriber(broker.port)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "daemon", "--config", str(cfg), "--port", "0"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(
+        target=lambda: lines.extend(iter(proc.stderr.readline, "")),  # type: ignore[union-attr]
+        daemon=True,
+    )
+    reader.start()
+    try:
+        deadline = time.monotonic() + 90
+        url = None
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
+            found = [m for line in list(lines) if (m := re.search(r"cameras at (\S+)/ ", line))]
+            url = found[0].group(1) if found else None
+            time.sleep(0.1)
+        assert url is not None, "".join(lines)
+        sub.wait_for(
+            lambda: all(len(sub.on(f"flexlive/{c}/frames")) >= 3 for c in ("gate", "lab")), 60
+        )
+        ready = httpx.get(url + "/readyz", timeout=5).json()
+        assert set(ready["cameras"]) == {"gate", "lab"}
+        metrics = httpx.get(url + "/metrics", timeout=5).text
+        assert re.search(r'liveness_daemon_frames_processed_total\{camera="lab"\} [1-9]', metrics)
+        for camera in ("gate", "lab"):
+            frames = [json.loads(m.payload) for m in sub.on(f"flexlive/{camera}/frames")]
+            assert {f["camera"] for f in frames} == {camera}
+            assert all(f["faces"] == [] for f in frames)  # plain grey images
+            assert sub.on(f"flexlive/{camera}/available")[0].payload == "online"
+        assert any("[capture-gate]" in line for line in lines)  # logs say which camera
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, "".join(lines[-30:])
+        sub.wait_for(
+            lambda: all(
+                [m.payload for m in sub.on(f"flexlive/{c}/available")][-1:] == ["offline"]
+                for c in ("gate", "lab")
+            )
+        )
+        assert any("stopping: signal SIGTERM" in line for line in lines)
+    finally:
+        sub.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
