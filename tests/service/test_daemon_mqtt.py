@@ -122,7 +122,9 @@ class Message:
 class Subscriber:
     """A paho client subscribed to ``topic`` that records what the broker delivers."""
 
-    def __init__(self, port: int, topic: str = "flexlive/#", **auth: str) -> None:
+    def __init__(
+        self, port: int, topic: str = "flexlive/#", tls_ca: Path | None = None, **auth: str
+    ) -> None:
         self.messages: list[Message] = []
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
@@ -131,10 +133,12 @@ class Subscriber:
         )
         if auth:
             self.client.username_pw_set(auth["username"], auth["password"])
+        if tls_ca is not None:
+            self.client.tls_set(ca_certs=str(tls_ca))
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=2)
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self._subscribed.set()
         self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
+        self.client.connect("localhost" if tls_ca else "127.0.0.1", port)
         self.client.loop_start()
         assert self._subscribed.wait(10), "subscriber could not subscribe"
 
@@ -348,6 +352,53 @@ def test_credentials(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
                 run_daemon([0.9] * 10, MqttOutput(bad, "lobby"), "lobby")
             assert "broker refused the connection" in caplog.text
             assert "s3cret" not in caplog.text and "wrong" not in caplog.text
+            time.sleep(0.3)
+            assert not [m for m in sub.messages if "/lobby/" in m.topic]
+        finally:
+            sub.close()
+    finally:
+        stop_broker(broker)
+
+
+def make_certificates(root: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for localhost/127.0.0.1 (openssl CLI)."""
+    ca_key, ca, key, csr, cert = (root / n for n in ("ca.key", "ca.pem", "s.key", "s.csr", "s.pem"))
+    ext = root / "san.ext"
+    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for cmd in (
+        ["req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "1", "-subj", "/CN=t-ca"],
+        ["req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=localhost"],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+         "-out", cert, "-days", "1", "-extfile", ext],
+    ):  # fmt: skip
+        subprocess.run(["openssl", *map(str, cmd)], check=True, capture_output=True)
+    return ca, cert, key
+
+
+@needs_broker
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_tls(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ca, cert, key = make_certificates(tmp_path)
+    broker = start_broker(
+        tmp_path, f"allow_anonymous true\ncafile {ca}\ncertfile {cert}\nkeyfile {key}"
+    )
+    try:
+        sub = Subscriber(broker.port, tls_ca=ca)
+        try:
+            trusted = parse_output(
+                f"mqtts://localhost:{broker.port}?ca_certs={ca}&qos=1", camera="door"
+            )
+            run_daemon([0.9] * 10, trusted, "door")
+            sub.wait_for(lambda: len(sub.on("flexlive/door/available")) == 2)
+            events = sub.on("flexlive/door/events")
+            assert [json.loads(m.payload)["decision"] for m in events] == ["live"]
+
+            # the system CAs do not know our throw-away CA: no connection, nothing sent
+            untrusted = MqttConfig(host="localhost", port=broker.port, tls=True, connect_wait_s=1.0)
+            with caplog.at_level("WARNING", logger="service.daemon.mqtt"):
+                run_daemon([0.9] * 10, MqttOutput(untrusted, "lobby"), "lobby")
+            assert "broker not reached within 1.0s" in caplog.text
             time.sleep(0.3)
             assert not [m for m in sub.messages if "/lobby/" in m.topic]
         finally:
