@@ -8,6 +8,7 @@ capture, queue, tracking, aggregation and outputs without a network.
 
 :class:`ScriptedSource` injects faults: it plays a script of steps shared across
 reopenings (``f`` a frame, ``s`` a stall, ``x`` a device error, ``o`` a refused open).
+:class:`ListSource` plays given bundles once, like a file, then ends.
 """
 
 from __future__ import annotations
@@ -141,6 +142,29 @@ class ScriptedSource(FrameSource):
         if step == "x":
             raise SourceError("scripted: USB transfer failed")
         raise SourceEnded("scripted: done")
+
+    def _close(self) -> None:
+        pass
+
+
+class ListSource(FrameSource):
+    """A finite, non-live source playing ``bundles`` (a file, as far as the daemon knows)."""
+
+    kind = "list"
+
+    def __init__(self, bundles: list[FrameBundle]) -> None:
+        super().__init__(None)
+        self.bundles = bundles
+        self._next = 0
+
+    def _open(self) -> None:
+        self._next = 0
+
+    def _read(self, timeout: float | None) -> FrameBundle | None:
+        if self._next >= len(self.bundles):
+            raise SourceEnded("list: done")
+        self._next += 1
+        return self.bundles[self._next - 1]
 
     def _close(self) -> None:
         pass

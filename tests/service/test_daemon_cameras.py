@@ -26,7 +26,7 @@ import httpx
 import numpy as np
 import pytest
 
-from sensors.base import FrameSource, SourceEnded
+from sensors.base import FrameSource
 from sensors.bundle import FrameBundle
 from service.daemon.cameras import (
     CameraConfigError,
@@ -36,33 +36,10 @@ from service.daemon.cameras import (
     parse_cameras,
 )
 from service.daemon.outputs import Output
-from service.daemon.testing import MarkerAnalyzer, marker_bundles
+from service.daemon.testing import ListSource, MarkerAnalyzer, marker_bundles
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "docs" / "examples" / "cameras.yaml"
-
-
-class ListSource(FrameSource):
-    """A finite, non-live source playing given bundles (a file, as far as the daemon knows)."""
-
-    kind = "list"
-
-    def __init__(self, bundles: list[FrameBundle]) -> None:
-        super().__init__(None)
-        self.bundles = bundles
-        self.i = 0
-
-    def _open(self) -> None:
-        self.i = 0
-
-    def _read(self, timeout: float | None) -> FrameBundle | None:
-        if self.i >= len(self.bundles):
-            raise SourceEnded("list: done")
-        self.i += 1
-        return self.bundles[self.i - 1]
-
-    def _close(self) -> None:
-        pass
 
 
 class Collector(Output):

@@ -28,13 +28,11 @@ from typing import Any
 
 import pytest
 
-from sensors.base import FrameSource, SourceEnded
-from sensors.bundle import FrameBundle
 from service.daemon.cameras import CameraConfigError, build_group, check_packages, parse_cameras
 from service.daemon.config import DaemonConfig, TrackerConfig
 from service.daemon.outputs import OutputSpecError, parse_output
 from service.daemon.runner import LivenessDaemon
-from service.daemon.testing import MarkerAnalyzer, marker_bundles
+from service.daemon.testing import ListSource, MarkerAnalyzer, marker_bundles
 
 mqtt = pytest.importorskip(
     "paho.mqtt.client", reason="paho-mqtt is not installed: pip install -e '.[mqtt]'"
@@ -162,27 +160,6 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-class ListSource(FrameSource):
-    kind = "list"
-
-    def __init__(self, bundles: list[FrameBundle]) -> None:
-        super().__init__(None)
-        self.bundles = bundles
-        self.i = 0
-
-    def _open(self) -> None:
-        self.i = 0
-
-    def _read(self, timeout: float | None) -> FrameBundle | None:
-        if self.i >= len(self.bundles):
-            raise SourceEnded("list: done")
-        self.i += 1
-        return self.bundles[self.i - 1]
-
-    def _close(self) -> None:
-        pass
 
 
 TRACKER = TrackerConfig(min_live_frames=8, min_spoof_frames=4)
