@@ -159,10 +159,11 @@ def train(ctx: click.Context, **kw: object) -> None:
 @click.command("eval")
 @click.option(
     "--model",
-    "model_path",
+    "model_paths",
     required=True,
+    multiple=True,
     type=click.Path(exists=True, dir_okay=False),
-    help="Exported ONNX model.",
+    help="Exported ONNX model; give it more than once to compare models side by side.",
 )
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--protocol", default="intra", show_default=True)
@@ -192,10 +193,18 @@ def train(ctx: click.Context, **kw: object) -> None:
     "json_out",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Also write the full report as JSON.",
+    help='Also write the full report as JSON (several models: {"models": [...]}).',
+)
+@click.option(
+    "--plots",
+    "plots_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write DET and ROC curves and score histograms per modality subset (PNG) here; "
+    "with several models, one sub-folder per model.",
 )
 def evaluate(
-    model_path: str,
+    model_paths: tuple[str, ...],
     data: str,
     protocol: str,
     split: str,
@@ -204,22 +213,46 @@ def evaluate(
     depth_encoding: str,
     threads: int,
     json_out: str | None,
+    plots_dir: str | None,
 ) -> None:
-    """Evaluate an ONNX model on every modality subset (ISO/IEC 30107-3 metrics)."""
+    """Evaluate ONNX models on every modality subset (ISO/IEC 30107-3 metrics)."""
     from models.evaluate import evaluate as run
-    from models.evaluate import format_table
+    from models.evaluate import format_comparison, format_table
 
-    report = run(
-        model_path, data, protocol, split, subsets or None, thresholds, depth_encoding, threads
-    )
-    click.echo(
-        f"{report['model_name']} {report['model_version']} on {protocol}/{split} "
-        f"(thresholds: {thresholds})"
-    )
-    click.echo(format_table(report["subsets"]))
+    reports = []
+    for i, model_path in enumerate(model_paths):
+        plots: Path | None = None
+        if plots_dir is not None:
+            plots = Path(plots_dir)
+            if len(model_paths) > 1:
+                plots = plots / f"{i + 1}-{Path(model_path).stem}"
+        report = run(
+            model_path,
+            data,
+            protocol,
+            split,
+            subsets or None,
+            thresholds,
+            depth_encoding,
+            threads,
+            plots=plots,
+        )
+        reports.append(report)
+        click.echo(
+            f"{report['model_name']} {report['model_version']} ({model_path}) on "
+            f"{protocol}/{split} (thresholds: {thresholds})"
+        )
+        click.echo(format_table(report["subsets"]))
+        if plots is not None:
+            click.echo(f"plots: {plots} ({len(report['plots'])} PNG files)")
+        click.echo("")
+    if len(reports) > 1:
+        click.echo(f"side by side, {protocol}/{split}:")
+        click.echo(format_comparison(reports))
     if json_out:
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_out).write_text(json.dumps(report, indent=2))
+        body = reports[0] if len(reports) == 1 else {"models": reports}
+        Path(json_out).write_text(json.dumps(body, indent=2))
         click.echo(f"report: {json_out}")
 
 
