@@ -78,7 +78,11 @@ class DaemonConfig(CameraSettings):
     http_port: int | None = Field(
         default=8081, ge=0, le=65535, description="Port (0 = any free one, None = no server)"
     )
-    preview_max_width: int = Field(default=640, ge=64, description="Preview JPEG width cap")
+    preview_max_width: int = Field(
+        default=640,
+        ge=64,
+        description="Preview width cap per sensor (the preview shows each sensor side by side)",
+    )
     flush_timeout_s: float = Field(
         default=5.0, ge=0, description="Time outputs get to flush on shutdown"
     )

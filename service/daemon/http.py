@@ -5,7 +5,10 @@
 ``/metrics``   Prometheus text (``liveness_daemon_*``)
 ``/``          preview page: the latest frame with boxes, scores and decisions, refreshed
                by polling ``/preview.jpg`` (also ``/preview.mjpg`` for an MJPEG viewer)
-``/status``    JSON summary of the latest frame (tracks, fps, source state)
+``/status``    JSON summary of the latest frame (tracks, fps, source state, per-modality
+               health)
+``/events``    the last decisions, newest first; ``/events/<id>.jpg`` a snapshot of each
+               face (kept in memory only, the last 20)
 
 Served by uvicorn in a background thread.
 """
@@ -77,6 +80,19 @@ def create_daemon_app(
         seq, data = latest
         headers = {"Cache-Control": "no-store", "X-Frame-Seq": str(seq)}
         return Response(data, media_type="image/jpeg", headers=headers)
+
+    @app.get("/events")
+    def events() -> JSONResponse:
+        """The last decisions (newest first), each with ``snapshot`` true when
+        ``events/<id>.jpg`` holds a picture of the face. In memory only."""
+        return JSONResponse({"events": preview.events()})
+
+    @app.get("/events/{event_id}.jpg")
+    def event_snapshot(event_id: int) -> Response:
+        data = preview.event_snapshot(event_id)
+        if data is None:
+            return JSONResponse({"detail": f"no snapshot for event {event_id}"}, 404)
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @app.get("/preview.mjpg")
     async def preview_mjpeg() -> StreamingResponse:

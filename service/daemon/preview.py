@@ -1,38 +1,80 @@
-"""The live preview: the latest analysed frame with boxes, track ids, scores and decisions.
+"""The live preview: the latest analysed frame, every sensor side by side with the face
+boxes, per-modality health, and the last decisions with a snapshot of each face.
 
-Only the latest frame is kept (bounded memory); it is drawn and JPEG-encoded lazily, at
-most once per frame, when a browser asks for it.
+Only the latest frame and the last :data:`EVENT_SNAPSHOTS` decisions are kept, in memory
+(bounded, never written anywhere); the frame is drawn and JPEG-encoded lazily, at most
+once per frame, when a browser asks for it.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
 import numpy as np
 
-from sensors.bundle import FrameBundle
+from sensors.bundle import MODALITIES, FrameBundle
 from service.daemon.tracker import TrackUpdate
 
 #: BGR colours per decision
 COLOURS = {"live": (60, 200, 60), "spoof": (40, 40, 230), "uncertain": (0, 190, 255)}
+#: Decisions kept, with their snapshot, for the page's event list.
+EVENT_SNAPSHOTS = 20
+#: Height of a decision's face snapshot (pixels).
+SNAPSHOT_PX = 96
+
+
+def _ir8(ir: np.ndarray) -> np.ndarray:
+    if ir.dtype == np.uint8:
+        return ir
+    top = max(1.0, float(np.percentile(ir, 99.5)))
+    return np.clip(ir.astype(np.float32) * (255.0 / top), 0, 255).astype(np.uint8)
+
+
+#: Depth range (m) the preview's colour scale spans from the nearest surface.
+DEPTH_SPAN_M = 0.4
+
+
+def depth_colour(depth: np.ndarray, depth_scale: float = 0.001) -> np.ndarray:
+    """Depth as a BGR picture: near warm, far cool (TURBO from the nearest surface — the
+    2nd percentile of the valid pixels — over :data:`DEPTH_SPAN_M`, so a face's relief
+    shows and the room behind saturates), holes black."""
+    valid = depth > 0
+    out = np.zeros((*depth.shape, 3), np.uint8)
+    if not valid.any():
+        return out
+    lo, far = (float(v) for v in np.percentile(depth[valid], [2, 98]))
+    hi = min(far, lo + DEPTH_SPAN_M / max(depth_scale, 1e-9))
+    scale = 255.0 / max(1.0, hi - lo)
+    near = 255 - np.clip((depth.astype(np.float32) - lo) * scale, 0, 255).astype(np.uint8)
+    coloured = cv2.applyColorMap(near, cv2.COLORMAP_TURBO)
+    out[valid] = coloured[valid]
+    return out
+
+
+def panels(bundle: FrameBundle) -> list[tuple[str, np.ndarray]]:
+    """(modality, BGR picture) for every modality the bundle carries, in the one order."""
+    out: list[tuple[str, np.ndarray]] = []
+    for m in MODALITIES:
+        arr = getattr(bundle, m)
+        if arr is None:
+            continue
+        if m == "rgb":
+            out.append((m, cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)))
+        elif m == "depth":
+            out.append((m, depth_colour(arr, bundle.depth_scale)))
+        else:
+            out.append((m, cv2.cvtColor(_ir8(arr), cv2.COLOR_GRAY2BGR)))
+    return out
 
 
 def display_image(bundle: FrameBundle) -> np.ndarray:
-    """A BGR uint8 picture of the bundle: RGB if present, else IR, else coloured depth."""
-    if bundle.rgb is not None:
-        return cv2.cvtColor(bundle.rgb, cv2.COLOR_RGB2BGR)
-    if bundle.ir is not None:
-        ir = bundle.ir
-        if ir.dtype != np.uint8:
-            top = max(1.0, float(np.percentile(ir, 99.5)))
-            ir = np.clip(ir.astype(np.float32) * (255.0 / top), 0, 255).astype(np.uint8)
-        return cv2.cvtColor(ir, cv2.COLOR_GRAY2BGR)
-    assert bundle.depth is not None
-    depth8 = cv2.convertScaleAbs(bundle.depth, alpha=255.0 / max(1, int(bundle.depth.max())))
-    return cv2.applyColorMap(depth8, cv2.COLORMAP_TURBO)
+    """The first sensor's picture (colour if present, else depth, else IR)."""
+    return panels(bundle)[0][1]
 
 
 def draw(image: np.ndarray, faces: list[TrackUpdate]) -> np.ndarray:
@@ -51,6 +93,59 @@ def draw(image: np.ndarray, faces: list[TrackUpdate]) -> np.ndarray:
     return out
 
 
+def mosaic(
+    bundle: FrameBundle, faces: list[TrackUpdate], health: dict[str, dict[str, Any]] | None = None
+) -> np.ndarray:
+    """Every sensor side by side (registered: the same boxes on each), each named, with a
+    red label on a modality the pipeline did not use."""
+    health = health or {}
+    tiles = []
+    for m, image in panels(bundle):
+        tile = draw(image, faces)
+        state = health.get(m, {}).get("state", "used")
+        name = {"rgb": "colour", "depth": "depth", "ir": "IR"}[m]
+        text = name if state == "used" else f"{name}: {health[m].get('reason') or state}"
+        colour = (230, 230, 230) if state == "used" else (40, 40, 230)
+        cv2.putText(tile, text, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3)
+        cv2.putText(tile, text, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1)
+        tiles.append(tile)
+    return np.hstack(tiles)
+
+
+def modality_health(
+    received: list[str], used: list[str], reasons: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Per modality: ``used``, ``dropped`` (received, not used; ``reason`` the frame's code
+    for it, e.g. ``depth_unusable``) or ``absent``."""
+    out: dict[str, dict[str, Any]] = {}
+    for m in MODALITIES:
+        if m in used:
+            out[m] = {"state": "used"}
+        elif m in received:
+            code = f"{m}_unusable"
+            out[m] = {"state": "dropped", "reason": code if code in reasons else None}
+        else:
+            out[m] = {"state": "absent"}
+    return out
+
+
+def snapshot(bundle: FrameBundle, box: tuple[float, float, float, float]) -> bytes | None:
+    """A small JPEG of the face (the first sensor's picture, 20 % margin), or None."""
+    image = display_image(bundle)
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = box
+    mx, my = 0.2 * (x2 - x1), 0.2 * (y2 - y1)
+    xa, ya = max(0, int(x1 - mx)), max(0, int(y1 - my))
+    xb, yb = min(w, int(x2 + mx)), min(h, int(y2 + my))
+    if xb - xa < 2 or yb - ya < 2:
+        return None
+    crop = image[ya:yb, xa:xb]
+    f = SNAPSHOT_PX / crop.shape[0]
+    crop = cv2.resize(crop, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return buf.tobytes() if ok else None
+
+
 @dataclass
 class PreviewState:
     max_width: int = 640
@@ -60,6 +155,33 @@ class PreviewState:
     _summary: dict[str, Any] = field(default_factory=dict)
     _seq: int = -1
     _jpeg: tuple[int, bytes] | None = None
+    _events: deque[tuple[dict[str, Any], bytes | None]] = field(
+        default_factory=lambda: deque(maxlen=EVENT_SNAPSHOTS)
+    )
+    _event_ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    def add_decision(self, event: dict[str, Any], bundle: FrameBundle) -> None:
+        """Keep a decision (its event fields and a snapshot of the face) for the page."""
+        box = tuple(float(v) for v in event["box"])
+        jpeg = snapshot(bundle, box)  # type: ignore[arg-type]
+        keep = {k: event.get(k) for k in ("track_id", "decision", "previous_decision", "score",
+                                          "frames", "reasons", "time", "camera")}  # fmt: skip
+        with self._lock:
+            keep["id"] = next(self._event_ids)
+            keep["snapshot"] = jpeg is not None
+            self._events.append((keep, jpeg))
+
+    def events(self) -> list[dict[str, Any]]:
+        """The kept decisions, newest first."""
+        with self._lock:
+            return [dict(e) for e, _ in reversed(self._events)]
+
+    def event_snapshot(self, event_id: int) -> bytes | None:
+        with self._lock:
+            for e, jpeg in self._events:
+                if e["id"] == event_id:
+                    return jpeg
+        return None
 
     def update(
         self, seq: int, bundle: FrameBundle, faces: list[TrackUpdate], summary: dict[str, Any]
@@ -83,9 +205,11 @@ class PreviewState:
             if self._jpeg is not None and self._jpeg[0] == self._seq:
                 return self._jpeg
             seq, bundle, faces = self._seq, self._bundle, list(self._faces)
-        image = draw(display_image(bundle), faces)
-        if image.shape[1] > self.max_width:
-            f = self.max_width / image.shape[1]
+            health = self._summary.get("modalities")
+        image = mosaic(bundle, faces, health)
+        panel_count = len(bundle.present)
+        if image.shape[1] > self.max_width * panel_count:
+            f = self.max_width * panel_count / image.shape[1]
             image = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
         if not ok:  # pragma: no cover - encoding a valid uint8 image does not fail

@@ -26,7 +26,7 @@ from service.daemon.config import DaemonConfig
 from service.daemon.http import HttpServer, create_daemon_app
 from service.daemon.metrics import DEFAULT_CAMERA, DaemonMetrics
 from service.daemon.outputs import Output, close_all
-from service.daemon.preview import PreviewState
+from service.daemon.preview import PreviewState, modality_health
 from service.daemon.tracker import FaceTracker, TrackUpdate
 from service.daemon.types import FrameAnalysis, FrameAnalyzer
 from service.decision import Reason
@@ -296,6 +296,7 @@ class LivenessDaemon:
                     output.decision(decision_event)
                 except Exception:
                     log.exception("output %s failed on a decision event", output.name)
+            self.preview.add_decision(decision_event, bundle)
 
         self.summary.frames_processed += 1
         self.metrics.frames_processed.inc()
@@ -316,6 +317,9 @@ class LivenessDaemon:
                 "faces": event["faces"],
                 "reasons": analysis.reasons,
                 "modalities_used": analysis.modalities_used,
+                "modalities": modality_health(
+                    event["modalities_received"], analysis.modalities_used, analysis.reasons
+                ),
             },
         )
         return event

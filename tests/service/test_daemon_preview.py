@@ -81,7 +81,8 @@ def test_preview_page_shows_live_frames_and_decisions(running_daemon: str) -> No
                 "() => { const i = document.getElementById('frame');"
                 " return [i.naturalWidth, i.naturalHeight]; }"
             )
-            assert size == [160, 120]
+            # colour, depth and IR side by side (the marker frames carry all three)
+            assert size == [3 * 160, 120]
             first = int(page.get_attribute("#frame", "data-seq") or -1)
             page.wait_for_function(
                 f"() => Number(document.getElementById('frame').dataset.seq) > {first}",
@@ -105,5 +106,18 @@ def test_preview_page_shows_live_frames_and_decisions(running_daemon: str) -> No
                 return n; }"""
             )
             assert green > 50
+            # per-modality health: all three used
+            page.wait_for_function(
+                "() => document.querySelectorAll('#health span.used').length === 3",
+                timeout=10_000,
+            )
+            assert page.inner_text("#health span[data-modality='depth']") == "depth: used"
+            # the decision appears in the event list with a decoded snapshot of the face
+            page.wait_for_function(
+                "() => { const i = document.querySelector('#events li img');"
+                " return i !== null && i.complete && i.naturalHeight === 96; }",
+                timeout=20_000,
+            )
+            assert "uncertain → live" in page.inner_text("#events li")
         finally:
             browser.close()
