@@ -185,9 +185,11 @@ class InferenceEngine:
         providers: str | None = None,
         intra_op_threads: int | None = None,
         max_batch: int | None = None,
+        name: str | None = None,
     ) -> InferenceEngine:
         """Open and validate a model; settings (a :class:`service.settings.Settings`)
-        provide defaults for the keyword options."""
+        provide defaults for the keyword options. ``name``: the name the model is served
+        under (``LIVENESS_MODELS``), reported as ``info.name``; default: its metadata name."""
         path = Path(path)
         providers = str(providers or getattr(settings, "providers", "auto"))
         if intra_op_threads is None:
@@ -222,7 +224,7 @@ class InferenceEngine:
         except ModelLoadError as exc:
             raise ModelLoadError(f"{path}: {exc}") from None
         info = ModelInfo(
-            name=spec.name,
+            name=name or spec.name,
             version=spec.version,
             sha256=file_sha256(path),
             path=str(path),
@@ -231,7 +233,7 @@ class InferenceEngine:
         logger.info(
             "model loaded",
             extra={
-                "model": spec.name,
+                "model": info.name,
                 "version": spec.version,
                 "sha256": info.sha256,
                 "providers": list(info.providers),

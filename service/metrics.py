@@ -143,6 +143,27 @@ class Metrics:
             ["name", "version", "sha256", "providers"],
             registry=r,
         )
+        # Several models by name (LIVENESS_MODELS) and hot reload (LIVENESS_MODEL_RELOAD_S).
+        self.model_requests = Counter(
+            "liveness_model_requests",
+            "Liveness requests analysed, by the served model that answered.",
+            ["model"],
+            registry=r,
+        )
+        self.model_reloads = Counter(
+            "liveness_model_reloads",
+            "Model file changes handled by hot reload, by model and outcome: 'swapped' (the "
+            "new file serves), 'rejected' (it failed to load or warm; the old one serves).",
+            ["model", "outcome"],
+            registry=r,
+        )
+        self.model_reload_failing = Gauge(
+            "liveness_model_reload_failing",
+            "1 while a model's file on disk is one that hot reload rejected (the model "
+            "served is older than its file), else 0.",
+            ["model"],
+            registry=r,
+        )
         self.ready = Gauge(
             "liveness_ready", "1 when the model is loaded and warmed, else 0.", registry=r
         )

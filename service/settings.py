@@ -9,6 +9,7 @@ fails at start-up with a message that names the variable (:func:`load_settings`)
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_origin
@@ -21,9 +22,10 @@ from service.face.config import DEFAULT_MAX_FACES, FaceStageConfig
 
 ENV_PREFIX = "LIVENESS_"
 NESTED_DELIMITER = "__"
-#: Variables with these prefixes belong to other FlexLive components (e.g. the camera
-#: daemon) and are not this class's business.
-FOREIGN_PREFIXES = ("LIVENESS_DAEMON_",)
+#: Variables with these prefixes belong to other components and are not this class's
+#: business. None today: the camera daemon reads these same settings (model, face stage,
+#: policy) and takes the rest from its options and cameras file.
+FOREIGN_PREFIXES: tuple[str, ...] = ()
 
 
 def analysis_slots(settings: Any) -> int:
@@ -37,6 +39,31 @@ def analysis_slots(settings: Any) -> int:
         cores = os.cpu_count() or 1
     threads = int(getattr(settings, "intra_op_threads", 2)) or cores
     return max(1, cores // max(1, threads))
+
+
+#: What a served model's name may look like (it is echoed in URLs and problems).
+MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def parse_model_entries(text: str) -> dict[str, Path]:
+    """``LIVENESS_MODELS`` ('name=path,name2=path2') as {name: path}; ValueError on a bad
+    entry, a bad or repeated name."""
+    out: dict[str, Path] = {}
+    for raw in text.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        name, sep, path = (part.strip() for part in entry.partition("="))
+        if not sep or not path:
+            raise ValueError(f"{entry!r} is not 'name=path'")
+        if not MODEL_NAME_PATTERN.match(name):
+            raise ValueError(
+                f"model name {name!r}: use 1-64 letters, digits, '.', '_' or '-' (not first)"
+            )
+        if name in out:
+            raise ValueError(f"model name {name!r} is given twice")
+        out[name] = Path(path).expanduser()
+    return out
 
 
 class SettingsError(ValueError):
@@ -57,6 +84,23 @@ class Settings(BaseSettings):
     model_path: Path = Field(
         default=DEFAULT_MODEL_PATH,
         description="ONNX model file (FlexLive metadata required). Default: the bundled model.",
+    )
+    models: str = Field(
+        default="",
+        description="More models served beside LIVENESS_MODEL_PATH, as 'name=path' entries "
+        "separated by commas (e.g. 'strict=/models/strict.onnx'); a request picks one with "
+        "its 'model' field. Names: letters, digits, '.', '_', '-' (at most 64), unique, and "
+        "not the default model's metadata name. Empty = the default model only.",
+    )
+    model_reload_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=86400,
+        description="Every this many seconds, look for a changed model file (mtime, size, "
+        "then sha256); a changed file is loaded, validated and warmed in the background and "
+        "swapped in, while requests in flight finish on the old one. A file that fails is "
+        "refused (logged, shown in GET /v1/models as reload_error) and the old model keeps "
+        "serving. 0 = off.",
     )
     host: str = Field(default="127.0.0.1", description="Interface `liveness serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="TCP port `liveness serve` binds.")
@@ -270,6 +314,12 @@ class Settings(BaseSettings):
     def _model_exists(cls, v: Path) -> Path:
         # Existence is checked when the engine loads, where the message can say more.
         return v.expanduser()
+
+    @field_validator("models")
+    @classmethod
+    def _model_entries(cls, v: str) -> str:
+        entries = parse_model_entries(v)  # raises on bad entries
+        return ",".join(f"{name}={path}" for name, path in entries.items())
 
     @field_validator("accepted_modalities")
     @classmethod

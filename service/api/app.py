@@ -1,9 +1,11 @@
 """The app factory: ``create_app(settings, engine=None, pipeline=None)``.
 
-Nothing heavy happens at import or in the factory. The lifespan loads the model (unless
-an engine was given), builds the face stage and pipeline, then warms them in the
+Nothing heavy happens at import or in the factory. The lifespan loads the models (the
+default one unless an engine or pipeline was given, and those of ``LIVENESS_MODELS``)
+into a :class:`~service.model_registry.ModelRegistry`, then warms them in the
 background: ``/healthz`` answers at once, ``/readyz`` and ``POST /liveness`` answer 503
-until the model is warmed.
+until every model is warmed. With ``LIVENESS_MODEL_RELOAD_S`` a background task polls
+the model files and swaps changed ones in (hot reload).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -25,7 +28,8 @@ from service.api.problems import install_problem_handlers
 from service.api.routes import router
 from service.engine import InferenceEngine
 from service.metrics import Metrics
-from service.pipeline import LivenessPipeline, build_face_stage, load_rgb_expert
+from service.model_registry import ModelRegistry, ServedModel
+from service.pipeline import LivenessPipeline
 from service.policy import ModalityPolicy
 from service.settings import Settings, analysis_slots, load_settings
 
@@ -41,15 +45,17 @@ RFC 7807 problem documents naming the field. See docs/api.md.
 
 async def _warm(app: FastAPI) -> None:
     state = app.state
-    pipeline: LivenessPipeline = state.pipeline
+    registry: ModelRegistry = state.models
     try:
-        await run_in_threadpool(pipeline.engine.warmup)
+        for engine in registry.engines():
+            await run_in_threadpool(engine.warmup)
     except Exception as exc:
         state.ready_detail = f"model warm-up failed: {exc}"
         logger.exception("model warm-up failed; the service stays unready")
         return
     try:
-        await run_in_threadpool(pipeline.face_stage.warmup)
+        for stage in registry.stages():
+            await run_in_threadpool(stage.warmup)
         state.face_ready = True
     except Exception as exc:
         state.face_ready = False
@@ -60,22 +66,47 @@ async def _warm(app: FastAPI) -> None:
     state.ready = True
     state.ready_detail = ""
     state.metrics.ready.set(1)
-    logger.info("ready", extra={"face_stage": state.face_ready})
+    logger.info("ready", extra={"face_stage": state.face_ready, "models": registry.names()})
+
+
+async def _poll_reloads(registry: ModelRegistry, interval_s: float) -> None:
+    """Hot reload: look for changed model files every ``interval_s`` seconds."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await run_in_threadpool(registry.check_reloads)
+        except Exception:  # the poller must outlive any one bad pass
+            logger.exception("model reload check failed")
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state = app.state
     settings: Settings = state.settings
-    owns_engine = state.engine is None
-    if state.engine is None:
-        state.engine = await run_in_threadpool(InferenceEngine.load, settings.model_path, settings)
-    engine: InferenceEngine = state.engine
-    if state.pipeline is None:
-        stage = build_face_stage(settings.face, engine.spec.input_size)
-        expert = await run_in_threadpool(load_rgb_expert, settings)
-        state.pipeline = LivenessPipeline(engine, stage, settings, expert)
-    state.metrics.set_model(engine.info)
+    metrics: Metrics = state.metrics
+
+    def on_reload(served: ServedModel, outcome: str) -> None:
+        metrics.model_reloads.labels(served.name, outcome).inc()
+        metrics.model_reload_failing.labels(served.name).set(1 if served.reload_error else 0)
+        if served.default:
+            state.pipeline = served.pipeline
+            state.engine = served.engine
+            metrics.set_model(served.engine.info)
+
+    registry = await run_in_threadpool(
+        partial(
+            ModelRegistry.load,
+            settings,
+            default=state.pipeline or state.engine,
+            on_reload=on_reload,
+        )
+    )
+    state.models = registry
+    state.pipeline = registry.get()
+    state.engine = state.pipeline.engine
+    metrics.set_model(state.engine.info)
+    for served in registry.models():
+        metrics.model_reload_failing.labels(served.name).set(0)
 
     def on_change(active: int, waiting: int) -> None:
         state.metrics.in_flight.set(active)
@@ -91,15 +122,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         on_shed=lambda reason: state.metrics.shed.labels(reason).inc(),
         on_admit=state.metrics.queue_wait.observe,
     )
-    warm = asyncio.create_task(_warm(app))
+    tasks = [asyncio.create_task(_warm(app))]
+    if settings.model_reload_s > 0:
+        tasks.append(asyncio.create_task(_poll_reloads(registry, settings.model_reload_s)))
     try:
         yield
     finally:
-        warm.cancel()
+        for task in tasks:
+            task.cancel()
         state.ready = False
         state.metrics.ready.set(0)
-        if owns_engine:
-            engine.close()
+        registry.close()
 
 
 def create_app(
@@ -125,6 +158,7 @@ def create_app(
     state.policy = ModalityPolicy.from_settings(settings)
     state.engine = engine if engine is not None else (pipeline.engine if pipeline else None)
     state.pipeline = pipeline
+    state.models = None  # the ModelRegistry, built by the lifespan
     state.admission = None
     state.ready = False
     state.face_ready = False

@@ -11,6 +11,7 @@ from service.api.auth import Caller, metrics_api_key, optional_api_key, require_
 from service.engine import InferenceEngine
 from service.errors import NotReadyError
 from service.metrics import Metrics
+from service.model_registry import ModelRegistry
 from service.pipeline import LivenessPipeline
 from service.settings import Settings
 
@@ -33,11 +34,25 @@ def get_engine(request: Request) -> InferenceEngine:
 
 
 def get_ready_pipeline(request: Request) -> LivenessPipeline:
+    """The default model's pipeline, once every model is warmed."""
+    return get_ready_models(request).get()
+
+
+def get_ready_models(request: Request) -> ModelRegistry:
+    """The served models, once every one is warmed."""
     state = request.app.state
-    pipeline: LivenessPipeline | None = state.pipeline
-    if pipeline is None or not state.ready:
+    registry: ModelRegistry | None = state.models
+    if registry is None or not state.ready:
         raise NotReadyError(state.ready_detail or "the model is still warming up")
-    return pipeline
+    return registry
+
+
+def get_models(request: Request) -> ModelRegistry:
+    """The served models, as soon as they are loaded (warmed or not)."""
+    registry: ModelRegistry | None = request.app.state.models
+    if registry is None:
+        raise NotReadyError("the model is not loaded yet")
+    return registry
 
 
 def get_admission(request: Request) -> AdmissionControl:
@@ -49,6 +64,10 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 EngineDep = Annotated[InferenceEngine, Depends(get_engine)]
 PipelineDep = Annotated[LivenessPipeline, Depends(get_ready_pipeline)]
+#: Every served model by name, ready to analyse (503 not-ready before).
+ReadyModelsDep = Annotated[ModelRegistry, Depends(get_ready_models)]
+#: Every served model by name, loaded (for the model cards).
+ModelsDep = Annotated[ModelRegistry, Depends(get_models)]
 AdmissionDep = Annotated[AdmissionControl, Depends(get_admission)]
 #: The caller of POST /liveness: a valid, unlocked API key when keys are configured.
 KeyDep = Annotated[Caller, Depends(require_api_key)]

@@ -29,7 +29,15 @@ logger = logging.getLogger("service.api.access")
 
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 #: Endpoints reported by name; anything else (scanners, typos) is counted as "other".
-KNOWN_PATHS = {"/liveness", "/healthz", "/readyz", "/metrics", "/v1/models", "/docs"}
+KNOWN_PATHS = {
+    "/liveness",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/v1/models",
+    "/v1/models/{name}",
+    "/docs",
+}
 #: Status label of a request whose client went away before its body was complete
 #: (nginx's "client closed request"); no response is sent.
 CLIENT_CLOSED = 499

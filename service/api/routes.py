@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -15,15 +16,16 @@ from service.api.auth import Authenticator, Caller, metrics_api_key
 from service.api.decoding import build_bundle
 from service.api.deps import (
     AdmissionDep,
-    EngineDep,
     KeyDep,
     MetricsDep,
+    ModelsDep,
     OptionalKeyDep,
-    PipelineDep,
+    ReadyModelsDep,
     SettingsDep,
 )
 from service.api.schemas import (
     PROBLEM_RESPONSES,
+    UNKNOWN_MODEL_RESPONSE,
     ExpertCard,
     ExpertFileCard,
     Health,
@@ -31,12 +33,15 @@ from service.api.schemas import (
     LivenessResponse,
     ModelCard,
     ModelIdentity,
+    ModelList,
     ModelSummary,
+    ModelSummaryList,
     Readiness,
 )
-from service.api.uploads import LivenessRequest, read_liveness_request
+from service.api.uploads import MAX_MODEL_NAME_CHARS, LivenessRequest, read_liveness_request
 from service.errors import ServiceError
 from service.metrics import Metrics
+from service.model_registry import ServedModel
 from service.pipeline import Analysis, LivenessPipeline
 from service.policy import (
     ModalityNotAcceptedError,
@@ -89,6 +94,12 @@ LIVENESS_BODY: dict[str, Any] = {
                         },
                         "max_faces": {"type": "integer", "minimum": 1, "maximum": 100},
                         "operating_point": {"type": "string"},
+                        "model": {
+                            "type": "string",
+                            "maxLength": MAX_MODEL_NAME_CHARS,
+                            "description": "Name of a served model (GET /v1/models); "
+                            "default: the default model",
+                        },
                     },
                     "anyOf": _ONE_IMAGE,
                 }
@@ -170,16 +181,26 @@ def _record(metrics: Metrics, analysis: Analysis) -> None:
 async def liveness(
     request: Request,
     caller: KeyDep,
-    pipeline: PipelineDep,
+    models: ReadyModelsDep,
     settings: SettingsDep,
     metrics: MetricsDep,
     admission: AdmissionDep,
+    model: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_MODEL_NAME_CHARS,
+            description="Name of a served model (GET /v1/models); the body's 'model' field "
+            "may say the same. Default: the default model",
+        ),
+    ] = None,
 ) -> LivenessResponse:
     # Refused at once when overloaded (no upload parsed for nothing); otherwise the whole
     # body is read (bounded in size and time by the body middleware) and checked *before*
     # an analysis slot is taken: a slow upload must never hold one.
     admission.check()
-    req = await read_liveness_request(request)
+    req = await read_liveness_request(request, model)
+    # This request keeps this pipeline to the end, whatever a hot reload swaps meanwhile.
+    pipeline = models.get(req.model)
     policy: ModalityPolicy = request.app.state.policy
     _check_policy(req, caller, policy, pipeline, settings, metrics)
     if not req.cropped and not request.app.state.face_ready:
@@ -193,6 +214,7 @@ async def liveness(
     # The policy applies to the subset actually used (modality health may drop an image).
     analysis = policy.enforce(analysis)
     _record(metrics, analysis)
+    metrics.model_requests.labels(analysis.model.name).inc()
     auth: Authenticator = request.app.state.auth
     auth.record_decisions(caller.key, [f.decision for f in analysis.faces])
     rid = request.state.request_id
@@ -266,28 +288,28 @@ async def metrics_endpoint(metrics: MetricsDep) -> Response:
     return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
 
-@router.get(
-    "/v1/models",
-    response_model=ModelCard | ModelSummary,
-    responses={401: PROBLEM_RESPONSES[401]},
-    summary="The model card of the loaded model (a summary without a key when keys are on)",
-)
-async def model_card(engine: EngineDep, request: Request, caller: OptionalKeyDep) -> Any:
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _card(served: ServedModel, request: Request, trusted: bool) -> ModelCard | ModelSummary:
+    """One served model's card (a summary for an untrusted caller)."""
+    pipeline = served.pipeline
+    engine = pipeline.engine
     spec = engine.spec
     policy: ModalityPolicy = request.app.state.policy
-    if not caller.trusted:
+    if not trusted:
         # Thresholds and per-species error rates are an attacker's map: only a caller
         # with a key sees them once keys are configured (docs/security.md).
         return ModelSummary(
-            name=spec.name,
+            name=served.name,
             version=spec.version,
             modalities=list(MODALITIES),
             accepted_modalities=policy.names(),
+            default=served.default,
         )
-    pipeline = request.app.state.pipeline
-    margin = pipeline.uncertain_margin if pipeline is not None else spec.uncertain_margin
     return ModelCard(
-        name=spec.name,
+        name=served.name,
         version=spec.version,
         sha256=engine.info.sha256,
         providers=list(engine.info.providers),
@@ -296,12 +318,8 @@ async def model_card(engine: EngineDep, request: Request, caller: OptionalKeyDep
         supported_subsets=spec.supported_subsets,
         operating_points=spec.operating_points,
         subset_operating_points=spec.subset_operating_points,
-        default_operating_point=(
-            pipeline.default_operating_point
-            if pipeline is not None
-            else spec.default_operating_point
-        ),
-        uncertain_margin=margin,
+        default_operating_point=pipeline.default_operating_point,
+        uncertain_margin=pipeline.uncertain_margin,
         backbone=spec.backbone,
         fusion=spec.fusion,
         training_data=spec.training_data,
@@ -311,12 +329,42 @@ async def model_card(engine: EngineDep, request: Request, caller: OptionalKeyDep
         accepted_modalities=policy.names(),
         client_operating_point=request.app.state.settings.client_operating_point,
         experts=_expert_cards(pipeline),
+        default=served.default,
+        loaded_at=_iso(served.loaded_at),
+        reload_error=served.reload_error,
     )
 
 
-def _expert_cards(pipeline: LivenessPipeline | None) -> list[ExpertCard]:
-    expert = pipeline.expert if pipeline is not None else None
-    if pipeline is None or expert is None:
+@router.get(
+    "/v1/models",
+    response_model=ModelList | ModelSummaryList,
+    responses={401: PROBLEM_RESPONSES[401]},
+    summary="Every served model: the default model's card, and all cards under 'models' "
+    "(summaries without a key when keys are on)",
+)
+async def model_list(models: ModelsDep, request: Request, caller: OptionalKeyDep) -> Any:
+    served = models.models()
+    cards = [_card(m, request, caller.trusted) for m in served]
+    default = next(c for c, m in zip(cards, served, strict=True) if m.default)
+    listing = ModelList if caller.trusted else ModelSummaryList
+    body = {**default.model_dump(), "default_model": default.name}
+    return listing.model_validate({**body, "models": [c.model_dump() for c in cards]})
+
+
+@router.get(
+    "/v1/models/{name}",
+    response_model=ModelCard | ModelSummary,
+    responses={401: PROBLEM_RESPONSES[401], 404: UNKNOWN_MODEL_RESPONSE},
+    summary="One served model's card (a summary without a key when keys are on)",
+)
+async def model_card(name: str, models: ModelsDep, request: Request, caller: OptionalKeyDep) -> Any:
+    served = models.served(name, field="name", status=404)
+    return _card(served, request, caller.trusted)
+
+
+def _expert_cards(pipeline: LivenessPipeline) -> list[ExpertCard]:
+    expert = pipeline.expert
+    if expert is None:
         return []
     fused = sorted(pipeline.fusion.subsets) if pipeline.fusion is not None else []
     return [

@@ -109,6 +109,9 @@ class LivenessJSONRequest(BaseModel):
     depth_scale: float = Field(default=0.001, description="Metres per depth unit")
     max_faces: int | None = Field(default=None, description="Faces analysed at most")
     operating_point: str | None = Field(default=None, description="Operating point name")
+    model: str | None = Field(
+        default=None, description="Name of a served model (GET /v1/models); default model"
+    )
 
 
 class Problem(BaseModel):
@@ -186,6 +189,17 @@ class ModelCard(BaseModel):
         description="Models that run beside the flexible-modal model (the RGB expert), with "
         "the sha256 of each file and the modality subsets whose scores it is fused into",
     )
+    default: bool = Field(
+        default=True, description="This model answers requests that name no model"
+    )
+    loaded_at: str = Field(
+        default="", description="When the model serving now was loaded (UTC, ISO 8601)"
+    )
+    reload_error: str | None = Field(
+        default=None,
+        description="Why the model file on disk was refused by hot reload (the model shown "
+        "keeps serving); null when the file on disk is the one serving",
+    )
 
 
 class ModelSummary(BaseModel):
@@ -201,7 +215,40 @@ class ModelSummary(BaseModel):
     detail: str = Field(
         default="send an API key for the full model card (thresholds, evaluation)",
     )
+    default: bool = Field(
+        default=True, description="This model answers requests that name no model"
+    )
 
+
+class ModelList(ModelCard):
+    """``GET /v1/models``: the default model's card (the fields of a single-model server,
+    kept for existing clients) and every served model's card in ``models``."""
+
+    default_model: str = Field(description="Name of the model used when a request names none")
+    models: list[ModelCard] = Field(description="Every served model, the default first")
+
+
+class ModelSummaryList(ModelSummary):
+    """``GET /v1/models`` for a caller without a key when keys are configured."""
+
+    default_model: str = Field(description="Name of the model used when a request names none")
+    models: list[ModelSummary] = Field(description="Every served model, the default first")
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {
+        "model": Problem,
+        "description": description,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+
+
+#: ``GET /v1/models/{name}`` for a name no model is served under.
+UNKNOWN_MODEL_RESPONSE = _problem_response(
+    "No model is served under this name (unknown-model); the detail lists the served ones"
+)
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {
@@ -217,8 +264,9 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         408: "The request body did not arrive within LIVENESS_BODY_TIMEOUT_S",
         413: "Request body or image over the limit",
         415: "Neither multipart/form-data nor application/json",
-        422: "A field is missing, undecodable, of the wrong type or size, or the modalities "
-        "sent are not accepted by the deployment (modality-not-accepted)",
+        422: "A field is missing, undecodable, of the wrong type or size, the modalities "
+        "sent are not accepted by the deployment (modality-not-accepted), or 'model' names "
+        "no served model (unknown-model)",
         429: "The API key is locked after repeated spoof decisions; see Retry-After",
         503: "Overloaded or not ready; see Retry-After",
     }.items()

@@ -21,9 +21,10 @@ from service.api.decoding import MODALITY_FIELDS
 from service.api.schemas import LivenessJSONRequest
 from service.errors import InputError, PayloadTooLargeError, ServiceError
 
-OPTION_FIELDS = ("cropped", "depth_scale", "max_faces", "operating_point")
+OPTION_FIELDS = ("cropped", "depth_scale", "max_faces", "operating_point", "model")
 ACCEPTED = ", ".join((*MODALITY_FIELDS, *OPTION_FIELDS))
 MAX_OPERATING_POINT_CHARS = 64
+MAX_MODEL_NAME_CHARS = 64
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
@@ -58,6 +59,7 @@ class LivenessRequest:
     depth_scale: float = 0.001
     max_faces: int | None = None
     operating_point: str | None = None
+    model: str | None = None  # a served model's name; None = the default model
 
 
 def _shown(raw: str, limit: int = 40) -> str:
@@ -104,6 +106,19 @@ def check_operating_point(raw: str | None) -> str | None:
             f"{_shown(value)}",
             field="operating_point",
             kind="unknown-operating-point",
+        )
+    return value or None
+
+
+def check_model_name(raw: str | None) -> str | None:
+    """A served model's name (``LIVENESS_MODELS``); a long one is refused before it can be
+    echoed back in an 'unknown model' problem."""
+    value = (raw or "").strip()
+    if len(value) > MAX_MODEL_NAME_CHARS:
+        raise InputError(
+            f"model: names are at most {MAX_MODEL_NAME_CHARS} characters, got {_shown(value)}",
+            field="model",
+            kind="unknown-model",
         )
     return value or None
 
@@ -177,6 +192,8 @@ async def _read_multipart(request: Request) -> LivenessRequest:
                 out.max_faces = parse_max_faces(value)
             elif name == "operating_point":
                 out.operating_point = check_operating_point(value)
+            elif name == "model":
+                out.model = check_model_name(value)
             else:
                 raise _unknown(name)
     finally:
@@ -215,6 +232,7 @@ async def _read_json(request: Request) -> LivenessRequest:
         depth_scale=check_depth_scale(req.depth_scale),
         max_faces=None if req.max_faces is None else check_max_faces(req.max_faces),
         operating_point=check_operating_point(req.operating_point),
+        model=check_model_name(req.model),
     )
     for name in MODALITY_FIELDS:
         raw = getattr(req, name)
@@ -223,8 +241,9 @@ async def _read_json(request: Request) -> LivenessRequest:
     return out
 
 
-async def read_liveness_request(request: Request) -> LivenessRequest:
-    """Parse either accepted form; raise :class:`InputError` (422) / 415 / 413."""
+async def read_liveness_request(request: Request, model: str | None = None) -> LivenessRequest:
+    """Parse either accepted form; raise :class:`InputError` (422) / 415 / 413.
+    ``model``: the ``model`` query parameter, which the body may repeat but not contradict."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
         out = await _read_multipart(request)
@@ -240,4 +259,13 @@ async def read_liveness_request(request: Request) -> LivenessRequest:
         )
     if not out.files:
         raise _empty()
+    query_model = check_model_name(model)
+    if query_model is not None:
+        if out.model is not None and out.model != query_model:
+            raise InputError(
+                f"model: the query names {_shown(query_model)} and the body "
+                f"{_shown(out.model)}; name one model",
+                field="model",
+            )
+        out.model = query_model
     return out

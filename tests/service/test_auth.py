@@ -302,8 +302,14 @@ def test_model_card_is_a_summary_without_a_key(make_client: Callable[..., Any]) 
         summary = client.get("/v1/models")
         assert summary.status_code == 200
         body = summary.json()
-        assert set(body) == {"name", "version", "modalities", "accepted_modalities", "detail"}
+        summary_keys = {"name", "version", "modalities", "accepted_modalities", "detail"}
+        assert set(body) == summary_keys | {"default", "default_model", "models"}
         assert body["name"] == "flexlive-test" and body["accepted_modalities"] == ["depth+ir"]
+        # every listed model is a summary too: no thresholds, no evaluation
+        (listed,) = body["models"]
+        assert set(listed) == summary_keys | {"default"} and listed["name"] == "flexlive-test"
+        one = client.get("/v1/models/flexlive-test").json()
+        assert set(one) == summary_keys | {"default"}
         problem(client.get("/v1/models", headers={"X-API-Key": "nope"}), 401, "invalid-api-key")
         full = client.get("/v1/models", headers={"X-API-Key": KIOSK}).json()
         assert full["operating_points"] == {"eer": 0.5, "apcer1": 0.8}
