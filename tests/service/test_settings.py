@@ -99,3 +99,12 @@ def test_every_reason_code_is_documented() -> None:
     table = text[text.index("### Reason codes") : text.index("## Errors")]
     missing = [r.value for r in Reason if f"`{r.value}`" not in table]
     assert not missing, missing
+
+
+def test_no_liveness_variable_is_silently_ignored() -> None:
+    """No prefix is reserved for another component: a daemon-looking variable that nothing
+    reads is refused like any other unknown name."""
+    from service.settings import unknown_env_keys
+
+    env = {"LIVENESS_DAEMON_PORT": "1", "LIVENESS_PORT": "8000", "OTHER": "x"}
+    assert unknown_env_keys(env) == ["LIVENESS_DAEMON_PORT"]
