@@ -7,7 +7,7 @@ and the RGB expert. :meth:`ModelRegistry.get` hands out the current pipeline of 
 callers keep that object for the whole analysis, so a reload never changes a model under
 a request.
 
-:meth:`ModelRegistry.check_reloads` looks for changed files (mtime and size, then
+:meth:`ModelRegistry.check_reloads` looks for changed files (mtime, size and inode, then
 sha256). A changed file is loaded, validated and warmed beside the served one and then
 swapped in with one reference assignment; the old engine is not closed, so requests in
 flight finish on it (ONNX Runtime frees it with its last reference). A file that fails is
@@ -57,7 +57,9 @@ class UnknownModelError(ServiceError):
         self.status = status
 
 
-FileState = tuple[int, int]  # (mtime_ns, size)
+#: (mtime_ns, size, inode, ctime_ns): an in-place rewrite moves mtime, a replacement by
+#: rename (the safe way to publish a model) moves the inode even within one clock tick.
+FileState = tuple[int, int, int, int]
 
 
 def _file_state(path: Path) -> FileState | None:
@@ -65,7 +67,7 @@ def _file_state(path: Path) -> FileState | None:
         st = path.stat()
     except OSError:
         return None
-    return (st.st_mtime_ns, st.st_size)
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
 
 
 @dataclass
