@@ -265,7 +265,7 @@ def _probit(p: np.ndarray, floor: float) -> np.ndarray:
     return np.array([inv(float(x)) for x in np.clip(p, floor, 1.0 - floor)])
 
 
-_DET_TICKS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95)
+_DET_TICKS = (0.001, 0.01, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.95)
 
 
 def _det_axes(ax: Any, floor: float) -> None:
