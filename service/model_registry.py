@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 #: Outcomes of a reload (label of ``liveness_model_reloads_total``).
 RELOAD_SWAPPED = "swapped"
 RELOAD_REJECTED = "rejected"
+#: Not a reload: a refused file was replaced by the one serving (the error is cleared).
+RELOAD_RESTORED = "restored"
 
 
 class UnknownModelError(ServiceError):
@@ -247,7 +249,10 @@ class ModelRegistry:
             try:
                 if file_sha256(served.path) == served.engine.info.sha256:
                     served.file_state = state  # touched or copied back: nothing new
-                    served.reload_error = None
+                    if served.reload_error is not None:  # the served file is back
+                        served.reload_error = None
+                        served.reload_failed_at = None
+                        self._notify(served, RELOAD_RESTORED)
                     return None
             except OSError:
                 pass  # the load below says what is wrong

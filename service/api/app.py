@@ -26,9 +26,9 @@ from service.api.auth import Authenticator
 from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.api.problems import install_problem_handlers
 from service.api.routes import router
-from service.engine import InferenceEngine
+from service.engine import InferenceEngine, ModelLoadError
 from service.metrics import Metrics
-from service.model_registry import ModelRegistry, ServedModel
+from service.model_registry import RELOAD_RESTORED, ModelRegistry, ServedModel
 from service.pipeline import LivenessPipeline
 from service.policy import ModalityPolicy
 from service.settings import Settings, analysis_slots, load_settings
@@ -86,21 +86,27 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     metrics: Metrics = state.metrics
 
     def on_reload(served: ServedModel, outcome: str) -> None:
-        metrics.model_reloads.labels(served.name, outcome).inc()
+        if outcome != RELOAD_RESTORED:
+            metrics.model_reloads.labels(served.name, outcome).inc()
         metrics.model_reload_failing.labels(served.name).set(1 if served.reload_error else 0)
         if served.default:
             state.pipeline = served.pipeline
             state.engine = served.engine
             metrics.set_model(served.engine.info)
 
-    registry = await run_in_threadpool(
-        partial(
-            ModelRegistry.load,
-            settings,
-            default=state.pipeline or state.engine,
-            on_reload=on_reload,
+    try:
+        registry = await run_in_threadpool(
+            partial(
+                ModelRegistry.load,
+                settings,
+                default=state.pipeline or state.engine,
+                on_reload=on_reload,
+            )
         )
-    )
+    except ModelLoadError as exc:
+        # Said in one line before the server's own report of the failed start-up.
+        logger.error("a model failed to load; not starting", extra={"error": str(exc)})
+        raise
     state.models = registry
     state.pipeline = registry.get()
     state.engine = state.pipeline.engine

@@ -232,7 +232,9 @@ def test_reload_swaps_the_model_while_concurrent_requests_all_succeed(
 ) -> None:
     served = tmp_path / "model.onnx"
     shutil.copyfile(models_dir["v1"], served)
-    with serve(model_path=served, model_reload_s=0.1) as c:
+    # Admission's wait budget is off and the queue roomy: this test is about the reload,
+    # and three clients on two cores would otherwise be shed by design now and then.
+    with serve(model_path=served, model_reload_s=0.1, queue_wait_ratio=0, max_queue=16) as c:
         url = str(c.base_url)
         stop = threading.Event()
         answers: list[tuple[int, str]] = []
@@ -326,6 +328,15 @@ def test_corrupt_replacement_keeps_the_old_model_serving_and_reports_the_error(
         assert "apcer1" in strict_card()["reload_error"]
         r = c.post("/liveness", files=files, data={"cropped": "true", "model": "strict"})
         assert r.status_code == 200 and r.json()["model"]["version"] == "7.1.0"
+
+        # The serving file copied back clears the error without a reload.
+        publish(models_dir["strict"], served)
+        wait_for(lambda: strict_card()["reload_error"] is None)
+        assert metric(c, "liveness_model_reload_failing", model="strict") == 0
+        assert metric(c, "liveness_model_reloads_total", model="strict", outcome="swapped") == 0
+        assert strict_card()["version"] == "7.1.0"
+        publish(junk, served)
+        wait_for(lambda: metric(c, "liveness_model_reloads_total", **rejected) == 3)
 
         # A good file clears the error.
         publish(models_dir["v3"], served)
