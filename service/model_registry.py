@@ -144,7 +144,12 @@ class ModelRegistry:
                         f"LIVENESS_MODELS: '{name}' is the default model's name "
                         "(LIVENESS_MODEL_PATH); give the extra model another name"
                     )
-                registry.add_engine(InferenceEngine.load(path, settings, name=name))
+                engine = InferenceEngine.load(path, settings, name=name)
+                try:
+                    registry.add_engine(engine)
+                except ServiceError as exc:  # e.g. lacks LIVENESS_OPERATING_POINT
+                    engine.close()
+                    raise ModelLoadError(f"model '{name}' ({path}): {exc.detail}") from None
         except BaseException:
             registry.close()
             raise

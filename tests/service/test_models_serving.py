@@ -219,6 +219,14 @@ def test_models_setting_is_checked_at_start_up(
     )
     with pytest.raises(ModelLoadError, match="default model's name"):
         ModelRegistry.load(clash, expert=None)
+    unservable = Settings(
+        rgb_expert=False,
+        model_path=models_dir["v1"],
+        models=f"lax={models_dir['no_apcer1']}",
+        operating_point="apcer1",
+    )
+    with pytest.raises(ModelLoadError, match="model 'lax' .*'apcer1'"):
+        ModelRegistry.load(unservable, expert=None)
     missing = Settings(
         rgb_expert=False, model_path=models_dir["v1"], models="gone=/nowhere/gone.onnx"
     )
