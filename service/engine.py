@@ -198,8 +198,9 @@ class InferenceEngine:
             max_batch = int(getattr(settings, "max_batch", 16))
         if not path.is_file():
             raise ModelLoadError(
-                f"model file {path} does not exist; set LIVENESS_MODEL_PATH or --model to a "
-                "FlexLive ONNX model (`liveness export` writes one)"
+                f"model file {path} does not exist; set "
+                + (f"'{name}=' in LIVENESS_MODELS" if name else "LIVENESS_MODEL_PATH or --model")
+                + " to a FlexLive ONNX model (`liveness export` writes one)"
             )
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads

@@ -230,7 +230,7 @@ def test_models_setting_is_checked_at_start_up(
     missing = Settings(
         rgb_expert=False, model_path=models_dir["v1"], models="gone=/nowhere/gone.onnx"
     )
-    with pytest.raises(ModelLoadError, match="does not exist"):
+    with pytest.raises(ModelLoadError, match="does not exist; set 'gone=' in LIVENESS_MODELS"):
         ModelRegistry.load(missing, expert=None)
 
 
