@@ -48,6 +48,7 @@ from service.policy import (
     ModalityPolicy,
     OperatingPointNotAllowedError,
     check_operating_point,
+    parse_key_names,
 )
 from service.settings import Settings
 
@@ -131,6 +132,24 @@ def _analyze(pipeline: LivenessPipeline, req: LivenessRequest, settings: Setting
     )
 
 
+def _check_model_choice(
+    requested: str | None, default_model: str, settings: Settings, key_name: str | None
+) -> None:
+    """With the operating point pinned, another model (other thresholds) is pinned too:
+    only keys that may choose the operating point may choose the model."""
+    if requested is None or requested == default_model:
+        return
+    if settings.client_operating_point == "allow":
+        return
+    if key_name is not None and key_name in parse_key_names(settings.client_operating_point_keys):
+        return
+    raise OperatingPointNotAllowedError(
+        f"this deployment pins the model '{default_model}' with its operating point; leave "
+        f"model out (this client may not choose '{requested}')",
+        field="model",
+    )
+
+
 def _check_policy(
     req: LivenessRequest,
     caller: Caller,
@@ -138,10 +157,12 @@ def _check_policy(
     pipeline: LivenessPipeline,
     settings: Settings,
     metrics: Metrics,
+    default_model: str,
 ) -> None:
     """Refuse what the deployment does not accept (422 / 403), before any decoding."""
     try:
         policy.check_sent(req.files)
+        _check_model_choice(req.model, default_model, settings, caller.key)
         check_operating_point(
             req.operating_point, pipeline.default_operating_point, settings, caller.key
         )
@@ -202,7 +223,7 @@ async def liveness(
     # This request keeps this pipeline to the end, whatever a hot reload swaps meanwhile.
     pipeline = models.get(req.model)
     policy: ModalityPolicy = request.app.state.policy
-    _check_policy(req, caller, policy, pipeline, settings, metrics)
+    _check_policy(req, caller, policy, pipeline, settings, metrics, models.default_name)
     if not req.cropped and not request.app.state.face_ready:
         raise DetectorUnavailableError(
             "full-frame detection is unavailable on this server (see its log); "

@@ -396,3 +396,36 @@ def test_an_injected_engine_is_not_closed_by_the_app(
         wait_for(lambda: httpx.get(url + "/readyz").status_code == 200)
     assert engine.predict([]) == []  # still open: its owner closes it
     engine.close()
+
+
+def test_a_pinned_operating_point_pins_the_model_too(
+    serve: Any, models_dir: dict[str, Path]
+) -> None:
+    keys = "kiosk:kiosk-key-0123456789,lab:lab-key-0123456789ab"
+    with serve(
+        model_path=models_dir["v1"],
+        models=f"strict={models_dir['strict']}",
+        api_keys=keys,
+        client_operating_point="deny",
+        client_operating_point_keys="lab",
+    ) as c:
+        files = crop_files()
+        kiosk = {"X-API-Key": "kiosk-key-0123456789"}
+        r = c.post("/liveness", files=files, data={"model": "strict"}, headers=kiosk)
+        body = problem(r, 403, "model", "operating-point-not-allowed")
+        assert "'flexlive-test'" in body["detail"] and "'strict'" in body["detail"]
+        # Naming the default model changes nothing and is fine.
+        r = c.post(
+            "/liveness",
+            files=files,
+            data={"cropped": "true", "model": "flexlive-test"},
+            headers=kiosk,
+        )
+        assert r.status_code == 200, r.text
+        lab = {"X-API-Key": "lab-key-0123456789ab"}
+        r = c.post(
+            "/liveness", files=files, data={"cropped": "true", "model": "strict"}, headers=lab
+        )
+        assert r.status_code == 200 and r.json()["model"]["name"] == "strict"
+        refused = {"kind": "operating-point-not-allowed"}
+        assert metric(c, "liveness_policy_refusals_total", **refused) == 1
