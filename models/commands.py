@@ -93,11 +93,13 @@ from models.cli_options import renamed_option
 def train(ctx: click.Context, **kw: object) -> None:
     """Train a flexible-modal network; writes OUT/checkpoint.pt (and OUT/last.pt each epoch)."""
     from models.nets import list_models
+    from models.nets.registry import is_large
     from models.train import ResumeError, TrainConfig
     from models.train import train as run
 
     if kw.pop("list_models"):
-        click.echo("\n".join(list_models()))
+        for name in list_models(include_large=True):
+            click.echo(f"{name}  (paper scale: a GPU model)" if is_large(name) else name)
         return
     config_file = kw.pop("config_file")
     given = {k for k in kw if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}

@@ -120,6 +120,17 @@ def serve(host: str | None, port: int | None, model_path: Path | None, workers: 
             f"LIVENESS_SPOOF_OPERATING_POINT={spoof_op!r} is not one of the model's "
             f"operating points {sorted(ops)} (or 'none')"
         )
+    if getattr(settings, "models", ""):
+        # The extra models are checked here too, before the port is bound: a bad entry is
+        # one line naming it, not an application start-up failure inside uvicorn.
+        from service.engine import ModelLoadError
+        from service.errors import ServiceError
+        from service.model_registry import ModelRegistry
+
+        try:
+            ModelRegistry.load(settings, default=engine).close()
+        except (ModelLoadError, ServiceError, ValueError) as exc:
+            raise click.ClickException(f"LIVENESS_MODELS: {getattr(exc, 'detail', exc)}") from None
     logger.info(
         "serving",
         extra={"host": settings.host, "port": settings.port, "model": engine.info.name,

@@ -226,6 +226,8 @@ def test_train_names_the_network_with_network_not_model(tmp_path: Path) -> None:
 
     res = CliRunner().invoke(main, ["train", "--list-networks"])
     assert res.exit_code == 0 and "flexlive_lite" in res.output.split()
+    # the paper-scale networks are listed too, marked
+    assert any(line.startswith("resnet50 ") and "GPU" in line for line in res.output.splitlines())
     res = CliRunner().invoke(
         main,
         [
@@ -270,3 +272,22 @@ def test_train_progress_reaches_the_end_and_export_is_quiet(tmp_path: Path) -> N
     )  # fmt: skip
     assert export.returncode == 0, export.stderr
     assert "onnxscript" not in export.stderr and "wrote" in export.stdout
+
+
+def test_serve_checks_the_extra_models_before_binding(tmp_path: Path) -> None:
+    """A LIVENESS_MODELS entry naming a missing file stops `liveness serve` with one line
+    naming the setting and the file, not an application start-up failure in uvicorn."""
+    import os
+
+    env = {**os.environ, "LIVENESS_MODELS": f"other={tmp_path / 'missing.onnx'}"}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = subprocess.run(
+        [str(Path(sys.executable).with_name("liveness")), "serve", "--port", str(port)],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert res.returncode == 1, res.stderr[-1500:]
+    err = [line for line in res.stderr.splitlines() if line.startswith("Error:")]
+    assert len(err) == 1 and "LIVENESS_MODELS" in err[0] and "missing.onnx" in err[0]
+    assert "Traceback" not in res.stderr and "startup failed" not in res.stderr
