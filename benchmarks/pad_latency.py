@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.ort_session import inference_session, session_options  # noqa: E402
 
 
 def measure(model: str, threads: int = 2, runs: int = 500, warmup: int = 50) -> dict[str, float]:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    sess = inference_session(model, session_options(threads))
     feed = {}
     rng = np.random.default_rng(0)
     for i in sess.get_inputs():

@@ -26,6 +26,7 @@ import onnxruntime as ort
 
 from models.datasets.crops import CropCache, restrict
 from models.metrics import calibrate, pad_report
+from models.ort_session import inference_session, session_options
 from models.preprocess import preprocess_batch
 from models.spec import (
     INPUT_NAMES,
@@ -43,11 +44,7 @@ PAPER_SUBSETS: tuple[str, ...] = ("rgb", "rgb+depth", "rgb+ir", "rgb+depth+ir")
 
 
 def session(model: str | Path | bytes, threads: int = 2) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    src = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+    return inference_session(model, session_options(threads))
 
 
 def read_spec(model: str | Path | bytes) -> ModelSpec:

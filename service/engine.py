@@ -37,7 +37,7 @@ from models.spec import (
     ModelSpecError,
     parse_subset,
 )
-from service.onnx_runtime import inference_session
+from service.onnx_runtime import inference_session, session_options
 
 logger = logging.getLogger(__name__)
 
@@ -202,13 +202,8 @@ class InferenceEngine:
                 + (f"'{name}=' in LIVENESS_MODELS" if name else "LIVENESS_MODEL_PATH or --model")
                 + " to a FlexLive ONNX model (`liveness export` writes one)"
             )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        spinning = bool(getattr(settings, "intra_op_spinning", False))
-        options.add_session_config_entry(
-            "session.intra_op.allow_spinning", "1" if spinning else "0"
+        options = session_options(
+            intra_op_threads, spinning=bool(getattr(settings, "intra_op_spinning", False))
         )
         chosen = choose_providers(providers)
         try:

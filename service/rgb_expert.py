@@ -27,7 +27,7 @@ from models.rgb_expert import EXPERT_DIR
 from models.rgb_expert.convert import VARIANTS
 from models.rgb_expert.crop import SIDE, expert_crop, publisher_box
 from service.engine import ModelLoadError, file_sha256
-from service.onnx_runtime import inference_session
+from service.onnx_runtime import inference_session, session_options
 
 logger = logging.getLogger(__name__)
 
@@ -90,11 +90,7 @@ class RgbExpert:
     ) -> RgbExpert:
         chosen = parse_networks("+".join(networks))
         directory = Path(directory) if directory is not None else EXPERT_DIR
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = intra_op_threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts = session_options(intra_op_threads)
         sessions = []
         for variant in (v for v in VARIANTS if v.name in chosen):
             path = directory / variant.onnx

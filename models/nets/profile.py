@@ -40,14 +40,11 @@ def gflops(net: torch.nn.Module, size: int) -> float:
 
 
 def ort_ms(net: Any, threads: int, repeats: int = 30) -> float:
-    import onnxruntime as ort
 
     from models.export import to_onnx_bytes
+    from models.ort_session import inference_session, session_options
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(to_onnx_bytes(net), opts, providers=["CPUExecutionProvider"])
+    sess = inference_session(to_onnx_bytes(net), session_options(threads))
     feed = {k: v.numpy() for k, v in zip(INPUT_NAMES, inputs(net.input_size), strict=True)}
     for _ in range(3):
         sess.run(None, feed)

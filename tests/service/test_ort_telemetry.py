@@ -67,3 +67,13 @@ def test_the_real_call_exists_in_the_installed_onnxruntime() -> None:
     assert callable(ort.disable_telemetry_events)
     disable_telemetry()  # the real one, twice: idempotent
     disable_telemetry()
+
+
+def test_evaluation_sessions_are_made_the_same_way(calls: list[str], test_model_path: Path) -> None:
+    """Evaluation and the benchmarks open their sessions through the same factory."""
+    from models.evaluate import session
+
+    sess = session(test_model_path, threads=1)
+    _each_session_after_telemetry_off(calls)
+    assert sess.get_session_options().inter_op_num_threads == 1
+    assert sess.get_session_options().intra_op_num_threads == 1

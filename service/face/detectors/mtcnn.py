@@ -22,7 +22,7 @@ from models.face_detector import onnx_path
 from service.face.config import FaceStageConfig
 from service.face.detectors.base import FaceDetector, register_detector, sort_and_limit
 from service.face.types import Detection
-from service.onnx_runtime import inference_session
+from service.onnx_runtime import inference_session, session_options
 
 log = logging.getLogger(__name__)
 
@@ -195,18 +195,12 @@ class MTCNNDetector:
         refine_landmarks: bool = REFINE_LANDMARKS,
     ) -> None:
         self.config = config
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = config.detector_threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        # Never spin. These convolutions are tiny, so a second thread only pays off when its
-        # worker spins between operators: P-Net level 0 took 2.8 ms on one thread, 1.8 ms
-        # on two spinning, 3.2 ms on two blocking -- on an idle host. On a shared host the
-        # spinning workers fight every other process: the whole stage went from 11 ms to
-        # 42 ms p50. One thread (the default) is the robust choice.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Never spin (session_options' default). These convolutions are tiny, so a second
+        # thread only pays off when its worker spins between operators: P-Net level 0 took
+        # 2.8 ms on one thread, 1.8 ms on two spinning, 3.2 ms on two blocking -- on an idle
+        # host. On a shared host the spinning workers fight every other process: the whole
+        # stage went from 11 ms to 42 ms p50. One thread (the default) is the robust choice.
+        opts = session_options(config.detector_threads, sequential=True)
         prov = providers or ["CPUExecutionProvider"]
         self._sessions: dict[str, ort.InferenceSession] = {}
         for net in ("pnet", "rnet", "onet"):
