@@ -72,6 +72,14 @@ from models.cli_options import renamed_option
     "--loader-workers", "workers", default=0, show_default=True, help="DataLoader worker processes."
 )
 @click.option("--threads", default=2, show_default=True, help="torch intra-op threads.")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where to train; on a GPU with bf16 mixed precision (--no-amp: fp32).",
+)
+@click.option("--no-amp", is_flag=True, help="On a GPU, train in fp32 instead of bf16 autocast.")
 @click.option("--max-steps", default=None, type=int, help="Stop after this many steps.")
 @click.option("--out", default="runs/flexlive-lite", show_default=True, type=click.Path())
 @click.option(
@@ -94,7 +102,7 @@ def train(ctx: click.Context, **kw: object) -> None:
     """Train a flexible-modal network; writes OUT/checkpoint.pt (and OUT/last.pt each epoch)."""
     from models.nets import list_models
     from models.nets.registry import is_large
-    from models.train import ResumeError, TrainConfig
+    from models.train import SetupError, TrainConfig
     from models.train import train as run
 
     if kw.pop("list_models"):
@@ -138,8 +146,15 @@ def train(ctx: click.Context, **kw: object) -> None:
         "threads": kw["threads"],
         "max_steps": kw["max_steps"],
         "resume": kw["resume"],
+        "device": kw["device"],
+        "amp": not kw["no_amp"],
     }
-    source = {"model": "model_name", "augment": "no_augment", "num_workers": "workers"}
+    source = {
+        "model": "model_name",
+        "augment": "no_augment",
+        "num_workers": "workers",
+        "amp": "no_amp",
+    }
     try:
         if config_file is None:
             cfg = TrainConfig(model_overrides=model_overrides, **values)  # type: ignore[arg-type]
@@ -152,7 +167,7 @@ def train(ctx: click.Context, **kw: object) -> None:
         raise click.ClickException(f"training settings: {exc}") from None
     try:
         path = run(cfg)
-    except ResumeError as exc:
+    except SetupError as exc:
         raise click.ClickException(str(exc)) from None
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 wrote it
         click.echo(f"checkpoint: {path}")

@@ -45,6 +45,10 @@ from models.spec import MODALITIES, PreprocessSpec, parse_subset
 log = logging.getLogger(__name__)
 
 
+class SetupError(ValueError):
+    """A run that cannot start as configured (the message says what to change)."""
+
+
 @dataclass
 class TrainConfig:
     data: str
@@ -71,10 +75,12 @@ class TrainConfig:
     max_steps: int | None = None  # stop early (smoke tests)
     progress: bool = True
     resume: bool = False  # continue from OUT/last.pt when it exists
+    device: str = "auto"  # "auto" (cuda when torch sees a GPU), "cpu", "cuda"
+    amp: bool = True  # on a GPU: bf16 autocast (mixed precision); no effect on the CPU
 
     #: Fields that change how a run executes, not what it computes: a resumed run may
     #: differ from the one it continues in these.
-    RUNTIME_FIELDS = ("out", "num_workers", "threads", "progress", "resume")
+    RUNTIME_FIELDS = ("out", "num_workers", "threads", "progress", "resume", "device", "amp")
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
@@ -191,12 +197,36 @@ def loss_fn(
     return cls + pixel_weight * pix, cls
 
 
+def resolve_device(name: str, dist: Distributed | None = None) -> torch.device:
+    """``auto``: the GPU when torch sees one (this rank's under torchrun), else the CPU."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise SetupError(f"device must be auto, cpu or cuda, got {name!r}")
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise SetupError("--device cuda: torch sees no GPU (a CPU build of torch, or no driver)")
+    index = (dist.rank % torch.cuda.device_count()) if dist is not None else 0
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
+
+
+def _to(b: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    if device.type == "cpu":
+        return b
+    return {k: v.to(device, non_blocking=True) for k, v in b.items()}
+
+
 @torch.no_grad()
-def predict(net: FlexModalNet, loader: DataLoader) -> np.ndarray:
+def predict(
+    net: FlexModalNet, loader: DataLoader, device: torch.device | None = None
+) -> np.ndarray:
+    device = device or torch.device("cpu")
     net.eval()
     scores = []
     for b in loader:
-        scores.append(net(b["rgb"], b["depth"], b["ir"], b["present"])["score"].numpy())
+        b = _to(b, device)
+        out = net(b["rgb"], b["depth"], b["ir"], b["present"])["score"]
+        scores.append(out.float().cpu().numpy())
     return np.concatenate(scores)
 
 
@@ -207,7 +237,10 @@ def train(cfg: TrainConfig) -> Path:
     dist = Distributed.from_env()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device, dist)
     net = create_model(cfg.model, **cfg.model_overrides)  # same seed: same init on every rank
+    net.to(device)
+    amp = cfg.amp and device.type == "cuda"
     spec = base_spec(net, cfg.depth_range_mm)
     kw = {"depth_encoding": cfg.depth_encoding, "depth_range_mm": cfg.depth_range_mm}
     train_crops = CropCache.from_protocol(cfg.data, cfg.protocol, "train", **kw)
@@ -227,12 +260,14 @@ def train(cfg: TrainConfig) -> Path:
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        model = DistributedDataParallel(net)
+        model = DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
     dev_loader = make_loader(dev_ds, cfg, shuffle=False)
 
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
-        raise ValueError(
+        raise SetupError(
             f"{len(train_ds)} training samples over {dist.world} process(es) give no batch; "
             "lower --batch-size or add data"
         )
@@ -287,8 +322,10 @@ def train(cfg: TrainConfig) -> Path:
             disable=not cfg.progress or not dist.main,
         )
         for b in train_loader:
-            o = model(b["rgb"], b["depth"], b["ir"], b["present"])
-            loss, cls = loss_fn(o, b["label"], cfg.pixel_weight)
+            b = _to(b, device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                o = model(b["rgb"], b["depth"], b["ir"], b["present"])
+                loss, cls = loss_fn(o, b["label"], cfg.pixel_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -300,7 +337,7 @@ def train(cfg: TrainConfig) -> Path:
             if step >= total:
                 break
         bar.close()
-        dev_scores = predict(net, dev_loader)
+        dev_scores = predict(net, dev_loader, device)
         dev_eer = eer(dev_scores, dev_crops.labels)[0] if len(set(dev_crops.labels)) > 1 else 0.0
         history.append(
             {"epoch": epoch + 1, "loss": float(np.mean(losses)), "dev_eer": dev_eer, "steps": step}
@@ -366,7 +403,7 @@ def train(cfg: TrainConfig) -> Path:
     return path
 
 
-class ResumeError(ValueError):
+class ResumeError(SetupError):
     """``OUT/last.pt`` belongs to another run."""
 
 

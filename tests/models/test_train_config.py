@@ -111,3 +111,14 @@ def test_a_resumed_run_ends_with_the_uninterrupted_weights(
     # another run's state is refused, not silently continued
     with pytest.raises(ResumeError, match="lr"):
         train(_cfg(tiny, tmp_path / "b", resume=True, lr=0.01))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: cuda is valid")
+def test_asking_for_a_gpu_without_one_is_one_line(tiny: Path, tmp_path: Path) -> None:
+    from service.cli import main
+
+    res = CliRunner().invoke(
+        main, ["train", "--data", str(tiny), "--device", "cuda", "--out", str(tmp_path / "r")]
+    )
+    assert res.exit_code == 1 and "torch sees no GPU" in res.output, res.output
+    assert not isinstance(res.exception, ValueError)  # handled, not a traceback
