@@ -351,3 +351,40 @@ def export(
             click.echo(
                 f"  {subset:<14} test ACER {s['acer']:.2%}  EER {s['eer']:.2%}  AUC {s['auc']:.4f}"
             )
+
+
+@click.command("quantize")
+@click.option(
+    "--model",
+    "model_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Exported (float) ONNX model.",
+)
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Data root: train crops calibrate the int8 ranges, dev crops the operating points.",
+)
+@click.option("--protocol", default="combined", show_default=True)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="INT8 ONNX file to write.",
+)
+@click.option("--samples", default=256, show_default=True, help="Calibration crops.")
+def quantize_command(model_path: Path, data: str, protocol: str, out: Path, samples: int) -> None:
+    """INT8 (static, QDQ) copy of a model for the CPU; compare both with `liveness eval`."""
+    from models.quantize import quantize
+
+    if out.resolve() == model_path.resolve():
+        raise click.BadParameter("write the int8 model next to the float one", param_hint="--out")
+    info = quantize(model_path, out, data, protocol, samples)
+    click.echo(
+        f"wrote {out} ({info['bytes']['int8'] / 1e6:.1f} MB; "
+        f"float {info['bytes']['float'] / 1e6:.1f} MB); "
+        f"operating points recalibrated on {protocol}/dev. Compare: liveness eval --model "
+        f"{model_path} --model {out} --data {data} --protocol {protocol}"
+    )

@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("models.commands:train", "Train a flexible-modal network (needs the train extra)."),
     "eval": ("models.commands:evaluate", "Evaluate a model on a protocol (PAD metrics)."),
     "export": ("models.commands:export", "Export a trained checkpoint to ONNX with metadata."),
+    "quantize": ("models.commands:quantize_command", "INT8 copy of an exported model (CPU)."),
     "bench": ("service.commands:bench", "Measure latency/throughput of the serving path."),
     "expert": ("service.expert_eval:expert", "Calibrate/evaluate the RGB expert's fusion."),
     "predict": ("service.predict:predict", "Score one photo (+ depth/IR) without a server."),
@@ -37,6 +38,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "train": ("torch",),
     "eval": ("onnx",),
     "export": ("torch", "onnx"),
+    "quantize": ("onnx",),
 }
 
 
