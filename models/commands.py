@@ -277,18 +277,46 @@ def evaluate(
 @click.option(
     "--checkpoint",
     "checkpoints",
-    required=True,
     multiple=True,
     type=click.Path(exists=True, dir_okay=False),
     help="checkpoint.pt from liveness train; give it more than once to export an ensemble "
     "that averages the networks' logits (same recipe, different seeds).",
 )
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="ONNX file to write.")
+@click.option("--out", type=click.Path(dir_okay=False), help="ONNX file to write.")
 @click.option(
     "--data",
-    required=True,
     type=click.Path(exists=True, file_okay=False),
     help="Data root; the dev split calibrates thresholds, test is summarised.",
+)
+@click.option(
+    "--triton",
+    "triton_repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Instead of exporting a checkpoint, write an NVIDIA Triton model repository for "
+    "--model (default: the bundled model): DIR/<name>/1/model.onnx + DIR/<name>/config.pbtxt "
+    "(docs/deployment.md).",
+)
+@click.option(
+    "--model",
+    "triton_model",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="With --triton: the exported ONNX model to put in the repository.",
+)
+@click.option(
+    "--triton-max-batch",
+    default=32,
+    show_default=True,
+    type=click.IntRange(1),
+    help="With --triton: max_batch_size of the dynamic batcher.",
+)
+@click.option(
+    "--triton-gpus",
+    default=1,
+    show_default=True,
+    type=click.IntRange(0),
+    help="With --triton: GPUs of the KIND_GPU instance group (0: CPU instances only).",
 )
 @click.option("--protocol", default="intra", show_default=True)
 @click.option("--name", default="flexlive-lite", show_default=True)
@@ -323,8 +351,21 @@ def export(
     operating_point: str,
     ood_percentile: float,
     no_ood: bool,
+    triton_repo: Path | None,
+    triton_model: Path | None,
+    triton_max_batch: int,
+    triton_gpus: int,
 ) -> None:
-    """Export a checkpoint to ONNX with calibrated operating points and full metadata."""
+    """Export a checkpoint to ONNX with calibrated operating points and full metadata.
+
+    With --triton DIR: write a Triton model repository for an already exported model.
+    """
+    if triton_repo is not None:
+        _export_triton(triton_repo, triton_model, name, triton_max_batch, triton_gpus)
+        return
+    for flag, value in (("--checkpoint", checkpoints), ("--out", out), ("--data", data)):
+        if not value:
+            raise click.UsageError(f"Missing option '{flag}'.")
     from models.export import export as run
 
     try:
@@ -351,6 +392,20 @@ def export(
             click.echo(
                 f"  {subset:<14} test ACER {s['acer']:.2%}  EER {s['eer']:.2%}  AUC {s['auc']:.4f}"
             )
+
+
+def _export_triton(repo: Path, model: Path | None, name: str, max_batch: int, gpus: int) -> None:
+    from models.triton import write_repository
+
+    if model is None:
+        from service.settings import Settings
+
+        model = Settings().model_path
+    try:
+        model_dir = write_repository(model, repo, name, max_batch_size=max_batch, gpus=gpus)
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote Triton model repository {repo}: {model_dir.name}/config.pbtxt, 1/model.onnx")
 
 
 @click.command("quantize")
