@@ -458,6 +458,15 @@ def _model_option(f: Any) -> Any:
     )(f)
 
 
+_networks_option = click.option(
+    "--networks",
+    default="v2",
+    show_default=True,
+    help="RGB expert networks ('v2' or 'v2+v1se'), as LIVENESS_RGB_EXPERT_NETWORKS; a "
+    "--rows cache holds one choice's scores.",
+)
+
+
 def _networks(text: str) -> tuple[str, ...]:
     from service.rgb_expert import parse_networks
 
@@ -489,13 +498,7 @@ def _networks(text: str) -> tuple[str, ...]:
     show_default=True,
     help="Prints/replays rendered from each real dev photograph.",
 )
-@click.option(
-    "--networks",
-    default="v2",
-    show_default=True,
-    help="RGB expert networks ('v2' or 'v2+v1se'), as LIVENESS_RGB_EXPERT_NETWORKS; a "
-    "--rows cache holds one choice's scores.",
-)
+@_networks_option
 @click.option("--version", "new_version", default=None, help="Set the model's version too.")
 @click.option(
     "--fuse",
@@ -560,13 +563,7 @@ def calibrate_command(
     default=None,
     help="Cache of the test rows (JSON): reused when it exists, written otherwise.",
 )
-@click.option(
-    "--networks",
-    default="v2",
-    show_default=True,
-    help="RGB expert networks ('v2' or 'v2+v1se'), as LIVENESS_RGB_EXPERT_NETWORKS; a "
-    "--rows cache holds one choice's scores.",
-)
+@_networks_option
 @click.option(
     "--json",
     "json_out",
