@@ -34,7 +34,7 @@ dev: $(STAMPS)/dev system-deps
 
 # Debian packages the tests use: libusb for pyrealsense2, chromium for the preview-page test,
 # docker-compose to validate the compose file statically, prometheus for `promtool check
-# metrics`, mosquitto for the daemon's MQTT tests (a real broker). Installed when running as
+# metrics/config/rules`, mosquitto for the daemon's MQTT tests (a real broker). Installed when running as
 # root; otherwise say what is missing.
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \

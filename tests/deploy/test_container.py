@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -30,12 +31,46 @@ def test_dockerfile_passes_hadolint() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def _stages() -> dict[str, tuple[str, str]]:
+    """Dockerfile stages: name → (base image, the stage's text)."""
+    text = (ROOT / "Dockerfile").read_text()
+    parts = re.split(r"^FROM ", text, flags=re.M)[1:]
+    stages = {}
+    for part in parts:
+        first, _, body = part.partition("\n")
+        image, _, name = first.partition(" AS ")
+        stages[name.strip()] = (image.strip(), body)
+    return stages
+
+
 def test_dockerfile_runs_as_non_root_with_healthcheck_and_pip_install() -> None:
     text = (ROOT / "Dockerfile").read_text()
     users = [ln.split()[1] for ln in text.splitlines() if ln.startswith("USER ")]
     assert users and users[-1] not in {"root", "0"}
     assert "HEALTHCHECK" in text and "/readyz" in text
     assert "pip install --no-cache-dir ." in text  # the install path CI exercises
+
+
+def test_dockerfile_targets_cpu_by_default_and_gpu_on_cuda() -> None:
+    stages = _stages()
+    assert list(stages)[-1] == "cpu"  # `docker build .` without --target
+    for name in ("cpu", "gpu", "daemon"):
+        _, body = stages[name]
+        user = re.findall(r"^USER (\S+)", body, re.M)
+        assert user and user[-1] not in {"root", "0"}, name
+        assert "HEALTHCHECK" in body, name
+        assert "COPY --from=source" in body, name
+    assert stages["cpu"][0].startswith("python:") and "slim" in stages["cpu"][0]
+    assert "pip install --no-cache-dir . " in stages["cpu"][1]
+    image, body = stages["gpu"]
+    assert image.startswith("nvidia/cuda:") and "runtime" in image
+    assert 'pip install --no-cache-dir ".[gpu]"' in body
+    # The CPU wheel goes before the GPU one goes in: both install the same module.
+    assert body.index("uninstall -y onnxruntime") < body.rindex("onnxruntime-gpu")
+    assert "LIVENESS_PROVIDERS=cuda" in body
+    gpu_extra = re.search(r"^gpu = \[(.*)\]", (ROOT / "pyproject.toml").read_text(), re.M)
+    assert gpu_extra and '"onnxruntime-gpu' in gpu_extra.group(1)
+    assert '".[realsense]"' in stages["daemon"][1]
 
 
 @pytest.mark.skipif(
@@ -53,6 +88,18 @@ def test_compose_file_is_valid() -> None:
     config = yaml.safe_load(proc.stdout)
     svc = config["services"]["liveness"]
     assert any("8000" in str(p) for p in svc["ports"])
+    assert svc["build"]["target"] == "cpu"
+    assert {"prometheus", "grafana"} <= set(config["services"])
+
+
+def test_compose_daemon_is_a_profile_with_usb_access() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    daemon = services["daemon"]
+    assert daemon["profiles"] == ["camera"]
+    assert daemon["build"]["target"] in _stages()
+    assert any(d.startswith("/dev/bus/usb") for d in daemon["devices"])
+    # Everything else starts with a plain `docker compose up`.
+    assert [n for n, s in services.items() if "profiles" in s] == ["daemon"]
 
 
 def test_compose_mounts_existing_deploy_files() -> None:
