@@ -108,18 +108,13 @@ def serve(host: str | None, port: int | None, model_path: Path | None, workers: 
     _auth_or_exit(settings)
     configure_logging(settings.log_level, settings.log_json)
     engine = _engine_or_exit(settings.model_path, settings)
-    ops = engine.spec.operating_points
-    if settings.operating_point is not None and settings.operating_point not in ops:
-        raise click.ClickException(
-            f"LIVENESS_OPERATING_POINT={settings.operating_point!r} is not one of the model's "
-            f"operating points {sorted(ops)}"
-        )
-    spoof_op = settings.spoof_operating_point
-    if spoof_op is not None and spoof_op.lower() != "none" and spoof_op not in ops:
-        raise click.ClickException(
-            f"LIVENESS_SPOOF_OPERATING_POINT={spoof_op!r} is not one of the model's "
-            f"operating points {sorted(ops)} (or 'none')"
-        )
+    from service.errors import InputError
+    from service.pipeline import deployment_operating_points
+
+    try:
+        deployment_operating_points(engine.spec, settings)
+    except InputError as exc:
+        raise click.ClickException(f"LIVENESS_{(exc.field or '').upper()}: {exc.detail}") from None
     if getattr(settings, "models", ""):
         # The extra models are checked here too, before the port is bound: a bad entry is
         # one line naming it, not an application start-up failure inside uvicorn.

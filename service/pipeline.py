@@ -134,6 +134,33 @@ def _ms(t0: float) -> float:
 _reason = reason_code
 
 
+def require_operating_point(
+    spec: Any, name: str, field: str, *, kind: str = "invalid-input", extra: str = ""
+) -> str:
+    """``name`` when the model has that operating point; else :class:`InputError` naming
+    ``field`` and the model's points (``extra``: another accepted value, e.g. 'none')."""
+    if name not in spec.operating_points:
+        choices = f"{sorted(spec.operating_points)}" + (f" (or {extra})" if extra else "")
+        label = field.replace("_", " ")
+        message = f"unknown {label} '{name}': this model has {choices}"
+        raise InputError(message, field=field, kind=kind)
+    return name
+
+
+def deployment_operating_points(spec: Any, settings: Any) -> tuple[str, str | None]:
+    """The deployment's default and spoof operating points, checked against the model (the
+    one check, used by the pipeline and by ``liveness serve`` before it binds)."""
+    default = getattr(settings, "operating_point", None) or spec.default_operating_point
+    require_operating_point(spec, default, "operating_point")
+    spoof = getattr(settings, "spoof_operating_point", None)
+    if spoof is None:  # unset: the BPCER-1 % point when the model has one
+        has = DEFAULT_SPOOF_POINT in spec.operating_points
+        return default, DEFAULT_SPOOF_POINT if has else None
+    if spoof.lower() == "none":
+        return default, None
+    return default, require_operating_point(spec, spoof, "spoof_operating_point", extra="'none'")
+
+
 class LivenessPipeline:
     """Face stage → model → decision, for any non-empty modality subset."""
 
@@ -161,29 +188,11 @@ class LivenessPipeline:
                 )
                 self.fusion = None
         spec = engine.spec
-        default_op = getattr(settings, "operating_point", None) or spec.default_operating_point
-        if default_op not in spec.operating_points:
-            raise InputError(
-                f"operating point '{default_op}' is not one of this model's "
-                f"{sorted(spec.operating_points)}",
-                field="operating_point",
-            )
-        self.default_operating_point = default_op
+        self.default_operating_point, spoof_op = deployment_operating_points(spec, settings)
         margin = getattr(settings, "uncertain_margin", None)
         self.uncertain_margin = spec.uncertain_margin if margin is None else float(margin)
-        spoof_op = getattr(settings, "spoof_operating_point", None)
-        if spoof_op is None:  # unset: the BPCER-1 % point when the model has one
-            spoof_op = DEFAULT_SPOOF_POINT if DEFAULT_SPOOF_POINT in spec.operating_points else ""
-        if spoof_op.lower() == "none":
-            spoof_op = ""
-        if spoof_op and spoof_op not in spec.operating_points:
-            raise InputError(
-                f"spoof operating point '{spoof_op}' is not one of this model's "
-                f"{sorted(spec.operating_points)} (or 'none')",
-                field="spoof_operating_point",
-            )
         #: Operating point whose threshold bounds ``spoof`` from above (None: t − m only).
-        self.spoof_operating_point: str | None = spoof_op or None
+        self.spoof_operating_point: str | None = spoof_op
         self.max_faces = int(getattr(settings, "max_faces", 5))
 
     def warmup(self) -> None:
@@ -197,15 +206,11 @@ class LivenessPipeline:
         return self.engine.ready
 
     def resolve_operating_point(self, name: str | None) -> tuple[str, float]:
-        op = name or self.default_operating_point
-        ops = self.engine.spec.operating_points
-        if op not in ops:
-            raise InputError(
-                f"unknown operating point '{op}'; this model has {sorted(ops)}",
-                field="operating_point",
-                kind="unknown-operating-point",
-            )
-        return op, ops[op]
+        op = require_operating_point(
+            self.engine.spec, name or self.default_operating_point, "operating_point",
+            kind="unknown-operating-point",
+        )  # fmt: skip
+        return op, self.engine.spec.operating_points[op]
 
     def analyze(
         self,
