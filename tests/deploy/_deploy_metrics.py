@@ -31,13 +31,10 @@ _RANGE = re.compile(r"\[[^\]]*\]")
 
 def exported_names() -> set[str]:
     """Every sample name the service and the daemon expose on /metrics."""
-    from service.daemon.metrics import _Families
+    from service.daemon.metrics import DaemonMetrics
     from service.metrics import Metrics
 
-    registries = [Metrics().registry]
-    daemon = CollectorRegistry()
-    _Families(daemon)
-    registries.append(daemon)
+    registries = [Metrics().registry, DaemonMetrics(registry=CollectorRegistry()).registry]
     names: set[str] = set()
     for registry in registries:
         for family in registry.collect():
