@@ -366,6 +366,10 @@ def export(
     for flag, value in (("--checkpoint", checkpoints), ("--out", out), ("--data", data)):
         if not value:
             raise click.UsageError(f"Missing option '{flag}'.")
+    from service.extras import require_modules
+
+    # A Triton repository needs onnx only; exporting a checkpoint needs torch too.
+    require_modules("'liveness export'", "torch")
     from models.export import export as run
 
     try:

@@ -37,7 +37,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 NEEDS: dict[str, tuple[str, ...]] = {
     "train": ("torch",),
     "eval": ("onnx",),
-    "export": ("torch", "onnx"),
+    "export": ("onnx",),  # and torch, checked by the command unless it writes --triton
     "quantize": ("onnx",),
 }
 
