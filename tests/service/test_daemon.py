@@ -1,7 +1,7 @@
 """The camera daemon end to end with a deterministic analyser (no model needed).
 
 Recordings are written with the SDK recorder and replayed through the SDK into the
-daemon; :class:`service.daemon.testing.MarkerAnalyzer` reads each face's score from its
+daemon; ``MarkerAnalyzer`` (tests/service/daemon_testing.py) reads each face's score from its
 pixels, so the expected decisions are known. Faults are injected with small sources.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from daemon_testing import MarkerAnalyzer, ScriptedSource, marker_bundles
 
 from sensors.base import FrameSource
 from sensors.bundle import FrameBundle
@@ -24,7 +25,6 @@ from sensors.config import RecordingConfig, create_source
 from service.daemon.config import DaemonConfig, TrackerConfig
 from service.daemon.outputs import JsonlOutput, Output, WebhookOutput, parse_output
 from service.daemon.runner import LivenessDaemon
-from service.daemon.testing import MarkerAnalyzer, ScriptedSource, marker_bundles
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from daemon_testing import ListSource, MarkerAnalyzer, marker_bundles
 
 from sensors.base import FrameSource
 from sensors.bundle import FrameBundle
@@ -36,7 +37,6 @@ from service.daemon.cameras import (
     parse_cameras,
 )
 from service.daemon.outputs import Output
-from service.daemon.testing import ListSource, MarkerAnalyzer, marker_bundles
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "docs" / "examples" / "cameras.yaml"

@@ -106,8 +106,9 @@ def test_recorded_sequence_ends_with_the_expected_decision(
 def test_cli_runs_until_sigterm_and_flushes(tmp_path: Path) -> None:
     """``liveness daemon`` on a looping recording: SIGTERM → exit 0, complete JSONL."""
     pytest.importorskip("pyrealsense2")
+    from daemon_testing import marker_bundles
+
     from sensors.recorder import write_recording
-    from service.daemon.testing import marker_bundles
 
     recording = write_recording(tmp_path / "loop.db3", marker_bundles([0.9] * 10), fps=30)
     jsonl = tmp_path / "events.jsonl"

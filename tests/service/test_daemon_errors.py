@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_testing import MarkerAnalyzer, ScriptedSource
 
 from service.daemon.config import DaemonConfig
 from service.daemon.outputs import JsonlOutput, OutputSpecError, WebhookOutput
 from service.daemon.runner import LivenessDaemon
-from service.daemon.testing import MarkerAnalyzer, ScriptedSource
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Any:

@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_testing import ListSource, MarkerAnalyzer, marker_bundles
 
 from service.daemon.cameras import CameraConfigError, build_group, check_packages, parse_cameras
 from service.daemon.config import DaemonConfig, TrackerConfig
 from service.daemon.outputs import OutputSpecError, parse_output
 from service.daemon.runner import LivenessDaemon
-from service.daemon.testing import ListSource, MarkerAnalyzer, marker_bundles
 
 mqtt = pytest.importorskip(
     "paho.mqtt.client", reason="paho-mqtt is not installed: pip install -e '.[mqtt]'"

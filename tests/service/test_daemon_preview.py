@@ -8,11 +8,11 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from daemon_testing import MarkerAnalyzer, ScriptedSource
 
 from service.daemon.config import DaemonConfig
 from service.daemon.outputs import Output
 from service.daemon.runner import LivenessDaemon
-from service.daemon.testing import MarkerAnalyzer, ScriptedSource
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
