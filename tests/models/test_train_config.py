@@ -32,12 +32,31 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_checked_in_configs_describe_buildable_runs(path: Path) -> None:
+    from models.nets.fusion import FUSIONS
+    from models.nets.registry import is_large
+
     cfg = TrainConfig.from_yaml(path)
-    assert cfg.model in list_models()
+    assert cfg.model in list_models(include_large=True)
+    assert cfg.model_overrides.get("fusion", "concat") in FUSIONS
+    assert cfg.epochs > 0 and cfg.data
+    if is_large(cfg.model):  # paper scale: built tiny by tests/models/test_registry_export.py
+        assert path.name.startswith("paper-")
+        return
     net = create_model(cfg.model, **cfg.model_overrides)
     if "fusion" in cfg.model_overrides:
         assert net.fusion_name == cfg.model_overrides["fusion"]
-    assert cfg.epochs > 0 and cfg.data
+
+
+def test_every_paper_setting_has_a_config() -> None:
+    """Backbone × fusion, as the paper's table: CDCN, ResNet-50 and ViT-B/16 with each
+    of the three fusions."""
+    from models.nets.fusion import FUSIONS
+
+    seen = {
+        (c.model, c.model_overrides.get("fusion"))
+        for c in (TrainConfig.from_yaml(p) for p in CONFIGS if p.name.startswith("paper-"))
+    }
+    assert seen == {(b, f) for b in ("cdcn", "resnet50", "vit_b16") for f in FUSIONS}
 
 
 def test_bundled_config_matches_the_model_card_recipe() -> None:
