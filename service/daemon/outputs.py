@@ -206,7 +206,8 @@ class WebhookOutput(Output):
                 self.failures += 1
                 if self._on_retry:
                     self._on_retry()
-                self._pause_before_retry(exc, delay)
+                if not self._pause_before_retry(exc, delay):
+                    return  # no retry fits before the shutdown deadline: close() reports it
                 delay = min(delay * 2, self.backoff_max_s)
                 continue
             delay = self.backoff_initial_s
@@ -215,8 +216,9 @@ class WebhookOutput(Output):
                     self._buffer.popleft()
                 self.sent += 1
 
-    def _pause_before_retry(self, exc: Exception, delay: float) -> None:
-        """Wait ``delay`` before the next attempt, logging the wait that really follows."""
+    def _pause_before_retry(self, exc: Exception, delay: float) -> bool:
+        """Wait ``delay`` before the next attempt, logging the wait that really follows;
+        False when shutting down and the next attempt would come after the deadline."""
         with self._cond:
             if self._closing:
                 left = self._close_deadline - time.monotonic()
@@ -229,8 +231,7 @@ class WebhookOutput(Output):
                         delay,
                         max(left, 0.0),
                     )
-                    self._cond.wait(max(left, 0.0))  # until close() gives up on us
-                    return
+                    return False
             log.warning("%s: POST failed (%s); retrying in %.1fs", self.name, exc, delay)
             was_closing = self._closing
             self._cond.wait(delay)
@@ -239,6 +240,7 @@ class WebhookOutput(Output):
                 log.info(
                     "%s: shutting down, retrying now (%d pending)", self.name, len(self._buffer)
                 )
+            return not self._abandoned
 
     def close(self, timeout: float) -> None:
         with self._cond:
@@ -251,6 +253,7 @@ class WebhookOutput(Output):
                 with self._cond:
                     self._abandoned = True
                     self._cond.notify_all()
+            if self.pending:
                 log.error("%s: %d event(s) not delivered before shutdown", self.name, self.pending)
 
 
