@@ -39,7 +39,8 @@ import struct
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO
 
@@ -397,6 +398,39 @@ def _decode_capturing(data: bytes, flags: int) -> tuple[np.ndarray | None, list[
     return result if isinstance(result, np.ndarray) else None, lines
 
 
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _codec_pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():  # threads do not survive a fork
+        _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="codec"))
+    return _POOL[1]
+
+
+def _imdecode(data: bytes) -> np.ndarray | None:
+    try:
+        result = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # refused by the codec: the verdict is "corrupt data"
+        return None
+    return result if isinstance(result, np.ndarray) else None
+
+
+def _decode_together(files: Mapping[str, bytes]) -> tuple[dict[str, np.ndarray | None], list[str]]:
+    """``cv2.imdecode`` of every file inside one stderr capture: the first in this thread,
+    the others on the codec threads at the same time; with all the codec lines."""
+
+    def run() -> dict[str, np.ndarray | None]:
+        names = list(files)
+        futures = {n: _codec_pool().submit(_imdecode, files[n]) for n in names[1:]}
+        first = _imdecode(files[names[0]])
+        return {names[0]: first, **{n: f.result() for n, f in futures.items()}}
+
+    result, lines = _STDERR.call(run)
+    assert isinstance(result, dict)
+    return result, lines
+
+
 # -- decoding ----------------------------------------------------------------------------
 def _load_npy(data: bytes, max_pixels: int) -> np.ndarray:
     fh = io.BytesIO(data)
@@ -433,17 +467,9 @@ def _accepted_list(accept: Collection[str]) -> str:
     return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
 
 
-def decode_image(
-    data: bytes,
-    *,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    accept: Collection[str] = DECODABLE,
-) -> DecodedImage:
-    """Decode one image file's bytes, upright; raise :class:`ImageCodecError` otherwise.
-
-    Order: signature → accepted format → header size against ``max_pixels`` → truncation
-    → decode (codec stderr captured) → corrupt-data verdict → EXIF orientation.
-    """
+def _checked(data: bytes, max_pixels: int, accept: Collection[str]) -> DecodedImage | str:
+    """Everything before the native decode: a finished ``.npy`` image, or the format of a
+    file whose signature, header size and end marker passed (raises otherwise)."""
     if not data:
         raise ImageCodecError("the file is empty", "empty-file")
     kind = sniff(data)
@@ -468,9 +494,14 @@ def decode_image(
         raise ImageCodecError(
             f"{name} data is truncated (no end-of-image marker)", "truncated-image"
         )
-    # IMREAD_UNCHANGED keeps 16 bits and alpha, and ignores the EXIF orientation, which is
-    # applied below (TIFF excepted: OpenCV's TIFF reader turns the image upright itself).
-    arr, codec_lines = _decode_capturing(data, cv2.IMREAD_UNCHANGED)
+    return kind
+
+
+def _finished(
+    data: bytes, kind: str, arr: np.ndarray | None, codec_lines: list[str]
+) -> DecodedImage:
+    """The corrupt-data verdict from what the codec said, then the EXIF orientation."""
+    name = FORMAT_NAMES[kind]
     corrupt = [line for line in codec_lines if _CORRUPT_JPEG.match(line)] if kind == "jpeg" else []
     if codec_lines:
         log.warning(
@@ -488,3 +519,69 @@ def decode_image(
     if orientation != 1:
         arr = apply_orientation(arr, orientation)
     return DecodedImage(arr, kind, orientation)
+
+
+def decode_image(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    accept: Collection[str] = DECODABLE,
+) -> DecodedImage:
+    """Decode one image file's bytes, upright; raise :class:`ImageCodecError` otherwise.
+
+    Order: signature → accepted format → header size against ``max_pixels`` → truncation
+    → decode (codec stderr captured) → corrupt-data verdict → EXIF orientation.
+    """
+    checked = _checked(data, max_pixels, accept)
+    if isinstance(checked, DecodedImage):
+        return checked
+    # IMREAD_UNCHANGED keeps 16 bits and alpha, and ignores the EXIF orientation, which is
+    # applied below (TIFF excepted: OpenCV's TIFF reader turns the image upright itself).
+    arr, codec_lines = _decode_capturing(data, cv2.IMREAD_UNCHANGED)
+    return _finished(data, checked, arr, codec_lines)
+
+
+def decode_images(
+    files: Mapping[str, bytes],
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    accept: Collection[str] = DECODABLE,
+) -> dict[str, DecodedImage | ImageCodecError]:
+    """:func:`decode_image` for several files (the modalities of one frame), their native
+    decodes run side by side on the codec threads; each name maps to its image or error.
+
+    The codecs release the GIL, so a frame's colour JPEG and depth and IR PNGs decode in
+    the time of the slowest. Codec messages cannot be told apart when several decodes
+    share the captured stderr: if the shared window caught any, each of those files is
+    decoded again on its own, so every verdict and message belongs to its file.
+    """
+    out: dict[str, DecodedImage | ImageCodecError] = {}
+    native: dict[str, str] = {}
+    for name, data in files.items():
+        try:
+            checked = _checked(data, max_pixels, accept)
+        except ImageCodecError as exc:
+            out[name] = exc
+            continue
+        if isinstance(checked, DecodedImage):
+            out[name] = checked
+        else:
+            native[name] = checked
+    if len(native) == 1:
+        (name,) = native
+        arrays, lines = _decode_together({name: files[name]})
+        shared = {name: (arrays[name], lines)}
+    elif native:
+        arrays, lines = _decode_together({name: files[name] for name in native})
+        if lines:  # whose were they? decode each again, alone
+            shared = {n: _decode_capturing(files[n], cv2.IMREAD_UNCHANGED) for n in native}
+        else:
+            shared = {n: (arrays[n], []) for n in native}
+    else:
+        shared = {}
+    for name, (arr, codec_lines) in shared.items():
+        try:
+            out[name] = _finished(files[name], native[name], arr, codec_lines)
+        except ImageCodecError as exc:
+            out[name] = exc
+    return {name: out[name] for name in files}

@@ -18,9 +18,13 @@ score.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
+
+import numpy as np
 
 from models.spec import MODALITIES, subset_name
 from sensors.bundle import FrameBundle
@@ -194,6 +198,22 @@ class LivenessPipeline:
         #: Operating point whose threshold bounds ``spoof`` from above (None: t − m only).
         self.spoof_operating_point: str | None = spoof_op
         self.max_faces = int(getattr(settings, "max_faces", 5))
+        self._pool: ThreadPoolExecutor | None = None  # the RGB expert's threads, made on use
+        self._pool_lock = threading.Lock()
+
+    def _expert_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rgb-expert")
+            return self._pool
+
+    @staticmethod
+    def _timed_expert(
+        expert: RgbExpert, rgb: np.ndarray, boxes: list[Any]
+    ) -> tuple[list[float | Exception], float]:
+        t0 = time.perf_counter()
+        result = list(expert.score(rgb, boxes))
+        return result, _ms(t0)
 
     def warmup(self) -> None:
         self.engine.warmup()
@@ -254,16 +274,9 @@ class LivenessPipeline:
         spoof_point = self.engine.spec.threshold(spoof_op, used) if spoof_op else None
         ood_threshold = self.engine.spec.ood_threshold(used)
 
-        t0 = time.perf_counter()
-        scores: list[Scored | Exception | None] = [None] * len(staged.faces)
-        if supported and staged.faces:
-            scores = list(self.engine.score([f.crops for f in staged.faces]))
-        inference_ms = _ms(t0)
-
         # The RGB expert needs the colour frame around each face (its crops are 2.7 and 4
-        # times the face box), so it runs on full frames only, not on aligned crops.
-        t0 = time.perf_counter()
-        expert_scores: list[float | Exception | None] = [None] * len(staged.faces)
+        # times the face box), so it runs on full frames only, not on aligned crops. It
+        # runs on its own thread while the flexible-modal model scores the same faces.
         run_expert = (
             self.expert is not None
             and not cropped
@@ -272,12 +285,22 @@ class LivenessPipeline:
             and bundle.rgb is not None
             and bool(staged.faces)
         )
+        expert_job: Future[tuple[list[float | Exception], float]] | None = None
         if run_expert:
             assert self.expert is not None and bundle.rgb is not None
-            expert_scores = list(
-                self.expert.score(bundle.rgb, [f.detection.box for f in staged.faces])
+            expert_job = self._expert_pool().submit(
+                self._timed_expert, self.expert, bundle.rgb, [f.detection.box for f in staged.faces]
             )
-        expert_ms = _ms(t0)
+        t0 = time.perf_counter()
+        scores: list[Scored | Exception | None] = [None] * len(staged.faces)
+        if supported and staged.faces:
+            scores = list(self.engine.score([f.crops for f in staged.faces]))
+        inference_ms = _ms(t0)
+        expert_scores: list[float | Exception | None] = [None] * len(staged.faces)
+        expert_ms = 0.0
+        if expert_job is not None:
+            expert_result, expert_ms = expert_job.result()
+            expert_scores = list(expert_result)
         subset_fusion = self.fusion.for_subset(used) if (self.fusion and run_expert) else None
         fused_threshold = (
             subset_fusion.operating_points.get(op) if subset_fusion is not None else None

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from sensors.bundle import FrameBundle
-from sensors.imagecodec import ImageCodecError, decode_image, sniff
+from sensors.imagecodec import ImageCodecError, decode_image, decode_images, sniff
 from service.errors import ImageDecodeError, InputError, PayloadTooLargeError
 
 MODALITY_FIELDS = ("rgb", "depth", "ir")
@@ -97,11 +97,13 @@ def build_bundle(
     """Decode the uploaded modalities into a validated FrameBundle."""
     if not files:
         raise InputError("send at least one of rgb, depth, ir", field="body", kind="empty-request")
+    sent = {field: files[field] for field in MODALITY_FIELDS if field in files}
+    decoded = decode_images(sent, max_pixels=max_pixels, accept=ACCEPTED_FORMATS)
     arrays: dict[str, np.ndarray] = {}
-    for field in MODALITY_FIELDS:
-        if field in files:
-            arr, kind = decode_array(field, files[field], max_pixels=max_pixels)
-            arrays[field] = to_modality(field, arr, kind)
+    for field, image in decoded.items():  # the first bad field in modality order is named
+        if isinstance(image, ImageCodecError):
+            raise _service_error(field, image)
+        arrays[field] = to_modality(field, image.array, image.format)
     bundle = FrameBundle(
         rgb=arrays.get("rgb"),
         depth=arrays.get("depth"),

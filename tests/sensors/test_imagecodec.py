@@ -26,6 +26,7 @@ from sensors.imagecodec import (
     ImageCodecError,
     apply_orientation,
     decode_image,
+    decode_images,
     exif_orientation,
 )
 
@@ -192,6 +193,49 @@ def test_codec_warnings_are_logged_not_written_to_stderr(
     png[200:400] = b"\x00" * 200
     with pytest.raises(ImageCodecError, match="corrupt PNG data"):
         decode_image(bytes(png))
+    assert "libpng" not in capfd.readouterr().err
+
+
+def test_a_frames_files_decode_together_each_with_its_own_verdict(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Side by side on the codec threads, a frame's files give what one-by-one gives; a
+    codec message caught in the shared window is pinned to the file that caused it."""
+    bgr = upright_bgr()
+    depth = (np.arange(bgr.shape[0] * bgr.shape[1], dtype=np.uint32) % 65536).astype(np.uint16)
+    depth = depth.reshape(bgr.shape[:2])
+    good = {
+        "rgb": PORTRAIT.read_bytes(),
+        "depth": cv2.imencode(".png", depth)[1].tobytes(),
+        "ir": cv2.imencode(".png", bgr[:, :, 1])[1].tobytes(),
+    }
+    together = decode_images(good)
+    assert list(together) == ["rgb", "depth", "ir"]
+    for name, data in good.items():
+        image = together[name]
+        assert not isinstance(image, ImageCodecError)
+        assert np.array_equal(image.array, decode_image(data).array)
+    assert together["depth"].array.dtype == np.uint16  # type: ignore[union-attr]
+
+    # a corrupt JPEG beside two good PNGs: only the JPEG is refused, in libjpeg's words
+    caplog.clear()
+    bad = {**good, "rgb": zeroed_inside(good["rgb"])}
+    result = decode_images(bad)
+    assert isinstance(result["rgb"], ImageCodecError)
+    assert "Corrupt JPEG data" in result["rgb"].detail
+    for name in ("depth", "ir"):
+        assert np.array_equal(result[name].array, together[name].array)  # type: ignore[union-attr]
+    warned = [r.getMessage() for r in caplog.records if r.name == "sensors.imagecodec"]
+    assert warned and all(m.startswith("JPEG decoder") for m in warned)
+    assert "Corrupt JPEG" not in capfd.readouterr().err
+
+    # a damaged PNG among them: its own error; a bad header is refused before any decode
+    png = bytearray(good["ir"])
+    png[200:400] = b"\x00" * 200
+    result = decode_images({**good, "ir": bytes(png), "depth": b"not an image"})
+    assert isinstance(result["ir"], ImageCodecError) and "corrupt PNG data" in result["ir"].detail
+    assert isinstance(result["depth"], ImageCodecError) and "signatures" in result["depth"].detail
+    assert not isinstance(result["rgb"], ImageCodecError)
     assert "libpng" not in capfd.readouterr().err
 
 

@@ -151,3 +151,42 @@ def test_expert_networks_setting_is_checked() -> None:
     with pytest.raises(ValueError, match="v3"):
         Settings(rgb_expert_networks="v2+v3")
     assert Settings(rgb_expert_networks="V1SE+v2").rgb_expert_networks == "v2+v1se"
+
+
+def test_the_expert_scores_beside_the_flexmodal_model() -> None:
+    """The expert runs on its own thread while the flexible-modal model scores the same
+    face (the model waits for the expert to start: run one after the other, it would not
+    see it), and its score still lands on that face."""
+    import threading
+
+    from service.oneshot import LocalScorer
+
+    scorer = LocalScorer(Settings(model_path=DEFAULT_MODEL_PATH, max_faces=1))
+    pipeline = scorer.pipeline
+    assert pipeline.expert is not None
+    real_expert, real_engine = pipeline.expert.score, pipeline.engine.score
+    expert_started = threading.Event()
+    seen: dict[str, Any] = {}
+
+    def expert_score(rgb: Any, boxes: Any) -> Any:
+        seen["expert_thread"] = threading.get_ident()
+        seen["boxes"] = [list(b) for b in boxes]
+        expert_started.set()
+        return real_expert(rgb, boxes)
+
+    def engine_score(crops: Any) -> Any:
+        seen["overlap"] = expert_started.wait(timeout=10)
+        return real_engine(crops)
+
+    pipeline.expert.score = expert_score  # type: ignore[method-assign]
+    pipeline.engine.score = engine_score  # type: ignore[method-assign]
+    frame = (SAMPLES / "live_T1.jpg").read_bytes()
+    body = scorer.score({"rgb": frame})
+    assert seen["overlap"] is True
+    assert seen["expert_thread"] != threading.get_ident()
+    face = body.faces[0]
+    rgb = cv2.cvtColor(cv2.imread(str(SAMPLES / "live_T1.jpg")), cv2.COLOR_BGR2RGB)
+    assert face.scores is not None
+    alone = real_expert(rgb, [seen["boxes"][0]])[0]
+    assert isinstance(alone, float)
+    assert abs(face.scores["rgb_expert"] - alone) < 0.02  # EXIF-turned vs not: close only
