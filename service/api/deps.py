@@ -1,4 +1,7 @@
-"""Dependencies: the app's collaborators (on ``app.state``) as ``Annotated`` aliases."""
+"""Dependencies: the app's collaborators (on ``app.state``) as ``Annotated`` aliases.
+
+All are ``async``: they only read ``app.state``, and FastAPI would run a plain ``def``
+dependency on a worker thread (a thread hop per dependency per request)."""
 
 from __future__ import annotations
 
@@ -16,29 +19,29 @@ from service.pipeline import LivenessPipeline
 from service.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
 
-def get_engine(request: Request) -> InferenceEngine:
+async def get_engine(request: Request) -> InferenceEngine:
     engine: InferenceEngine | None = request.app.state.engine
     if engine is None:
         raise NotReadyError("the model is not loaded yet")
     return engine
 
 
-def get_ready_pipeline(request: Request) -> LivenessPipeline:
+async def get_ready_pipeline(request: Request) -> LivenessPipeline:
     """The default model's pipeline, once every model is warmed."""
-    return get_ready_models(request).get()
+    return (await get_ready_models(request)).get()
 
 
-def get_ready_models(request: Request) -> ModelRegistry:
+async def get_ready_models(request: Request) -> ModelRegistry:
     """The served models, once every one is warmed."""
     state = request.app.state
     registry: ModelRegistry | None = state.models
@@ -47,7 +50,7 @@ def get_ready_models(request: Request) -> ModelRegistry:
     return registry
 
 
-def get_models(request: Request) -> ModelRegistry:
+async def get_models(request: Request) -> ModelRegistry:
     """The served models, as soon as they are loaded (warmed or not)."""
     registry: ModelRegistry | None = request.app.state.models
     if registry is None:
@@ -55,7 +58,7 @@ def get_models(request: Request) -> ModelRegistry:
     return registry
 
 
-def get_admission(request: Request) -> AdmissionControl:
+async def get_admission(request: Request) -> AdmissionControl:
     admission: AdmissionControl = request.app.state.admission
     return admission
 
