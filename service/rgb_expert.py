@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from models.rgb_expert import EXPERT_DIR
-from models.rgb_expert.convert import VARIANTS
+from models.rgb_expert import EXPERT_DIR, VARIANTS
 from models.rgb_expert.crop import SIDE, expert_crop, publisher_box
 from service.engine import ModelLoadError, file_sha256
 from service.onnx_runtime import inference_session, session_options

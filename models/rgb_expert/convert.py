@@ -18,35 +18,18 @@ import hashlib
 import json
 import logging
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from models.rgb_expert import VARIANTS, Variant
 from models.rgb_expert.net import INPUT_SIDE, REAL_CLASS, MiniFASNet
 
 log = logging.getLogger(__name__)
 
 #: State-dict keys and shapes of both networks (written by :func:`convert`).
 ARCHITECTURE_FILE = "architecture.json"
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One published network: its state-dict file, the ONNX file name, the crop scale."""
-
-    source: str
-    onnx: str
-    scale: float
-    #: Short name (settings, the fusion's record): "v2", "v1se".
-    name: str = ""
-
-
-VARIANTS = (
-    Variant("2.7_80x80_MiniFASNetV2.pth", "minifasnet_v2.onnx", 2.7, "v2"),
-    Variant("4_0_0_80x80_MiniFASNetV1SE.pth", "minifasnet_v1se.onnx", 4.0, "v1se"),
-)
 
 
 class FastPReLU(nn.Module):
