@@ -27,6 +27,13 @@ TINY: dict[str, dict[str, Any]] = {
     "flexlive_lite": {"widths": [8, 16, 16], "fused": 16, "trunk": 16, "input_size": 32},
     "flexlive_lite_small": {"widths": [8, 8, 16], "fused": 16, "trunk": 16, "input_size": 32},
     "flexlive_lite_concat": {"widths": [8, 16, 16], "fused": 16, "trunk": 16, "input_size": 32},
+    "ensemble": {
+        "member": "flexlive_lite",
+        "widths": [8, 16, 16],
+        "fused": 16,
+        "trunk": 16,
+        "input_size": 32,
+    },
     "flexlive_lite_crossattn": {
         "widths": [8, 16, 16],
         "fused": 16,
@@ -112,3 +119,22 @@ def test_absent_modality_is_ignored_by_the_paper_networks() -> None:
                 a = net(rgb, *zeros, present)["score"]
                 b = net(rgb, *noise, present)["score"]
             torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+def test_the_ensemble_is_a_registered_network_with_the_mean_logit() -> None:
+    """create_model('ensemble', n=…) builds n freshly initialised members and scores their
+    mean logit; a member cannot itself be an ensemble."""
+    tiny = {k: v for k, v in TINY["ensemble"].items() if k != "member"}
+    net = create_model("ensemble", n=3, fusion="concat", **tiny).eval()
+    assert len(net.members) == 3 and net.model_name == "ensemble"
+    assert net.fusion_name == "concat" and net.input_size == tiny["input_size"]
+    S = net.input_size
+    x = (torch.randn(2, 3, S, S), torch.randn(2, 1, S, S), torch.randn(2, 1, S, S))
+    present = torch.ones(2, len(MODALITIES))
+    with torch.no_grad():
+        out = net(*x, present)
+        logits = [m(*x, present)["logit"] for m in net.members]
+    torch.testing.assert_close(out["logit"], torch.stack(logits).mean(dim=0))
+    assert not torch.allclose(logits[0], logits[1])  # members are not copies
+    with pytest.raises(ValueError, match="single networks"):
+        create_model("ensemble", member="ensemble")

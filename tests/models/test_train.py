@@ -78,3 +78,20 @@ def test_pixel_target_covers_the_face() -> None:
     assert m.shape == (14, 14)
     assert m[7, 7] == 1 and m[0, 0] == 0
     assert 0.25 < m.mean() < 0.7
+
+
+def test_the_registered_ensemble_trains_and_its_checkpoint_rebuilds_it(
+    toy: Path, tmp_path: Path
+) -> None:
+    path = train(
+        _cfg(toy, tmp_path / "e", model="ensemble", max_steps=2, epochs=1,
+             model_overrides={"n": 2, "fusion": "concat"})
+    )  # fmt: skip
+    net, ckpt = load_checkpoint(path)
+    assert ckpt["model"]["name"] == "ensemble"
+    assert [m["name"] for m in ckpt["model"]["overrides"]["members"]] == ["flexlive_lite"] * 2
+    assert len(net.members) == 2 and net.fusion_name == "concat"
+    saved = torch.load(path, weights_only=False)["state_dict"]
+    assert all(torch.equal(saved[k], v) for k, v in net.state_dict().items())
+    history = torch.load(path, weights_only=False)["history"]
+    assert history and all(torch.isfinite(torch.tensor([h["loss"] for h in history])))
