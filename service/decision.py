@@ -42,6 +42,9 @@ class Reason(str, Enum):
     #: The face's embedding is farther from the training data of its modality subset than
     #: the model's dev-calibrated OOD threshold (``models.ood``): no confident answer.
     OUT_OF_DISTRIBUTION = "out_of_distribution"
+    #: The flexible-modal model alone says ``spoof`` but the RGB expert (trained on real
+    #: captures, reported beside it without being fused) says live: no confident answer.
+    COMPONENTS_DISAGREE = "components_disagree"
     # the deployment's modality policy (``LIVENESS_ACCEPTED_MODALITIES``)
     MODALITY_NOT_ACCEPTED = "modality_not_accepted"
     # the camera daemon: a frame whose analysis raised

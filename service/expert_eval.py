@@ -45,7 +45,7 @@ from models.fusion import (
 from models.metrics import calibrate, pad_report
 from models.spec import SUBSET_ORDER, subset_name
 from sensors.bundle import FrameBundle
-from service.pipeline import DEFAULT_SPOOF_POINT, decide
+from service.pipeline import DEFAULT_EXPERT_VETO, DEFAULT_SPOOF_POINT, decide, expert_vetoes
 
 log = logging.getLogger(__name__)
 
@@ -306,18 +306,45 @@ def fit(
     )
 
 
-def evaluate(rows: list[Row], spec: Any, fusion: ExpertFusion | None) -> dict[str, Any]:
+def evaluate(
+    rows: list[Row],
+    spec: Any,
+    fusion: ExpertFusion | None,
+    veto: float = DEFAULT_EXPERT_VETO,
+) -> dict[str, Any]:
     """Per subset: synthetic ACER without and with the expert (default operating point),
-    and decisions on real photographs and on attacks rendered from them."""
+    and decisions on synthetic scenes, real photographs and attacks rendered from them.
+
+    Modes: ``flexmodal`` (the network alone, expert off), ``fused`` (the subset's fusion,
+    where the model has one) and ``vetoed`` (subsets with colour and no fusion: the network's
+    score, its ``spoof`` turned ``uncertain`` where it rests on colour and the expert says
+    live — what the service decides with the expert on, ``LIVENESS_RGB_EXPERT_VETO``)."""
     op = spec.default_operating_point
     margin = spec.uncertain_margin
+    sp = DEFAULT_SPOOF_POINT if DEFAULT_SPOOF_POINT in spec.operating_points else None
+    by_item = {(r.source, r.species, r.item, r.subset): r for r in rows}
+
+    def without_colour(r: Row) -> str | None:
+        """The network's decision on the same item with colour absent (as the service
+        re-scores it), None when there is no such subset."""
+        rest = [m for m in r.subset.split("+") if m != "rgb"]
+        other = by_item.get((r.source, r.species, r.item, subset_name(rest))) if rest else None
+        if other is None or other.flexmodal is None or other.reasons:
+            return None
+        if other.used != other.subset:
+            return None
+        s_point = spec.threshold(sp, rest) if sp is not None else None
+        return decide(other.flexmodal, spec.threshold(op, rest), margin, s_point)
+
     out: dict[str, Any] = {}
     for subset in SUBSETS:
         name = subset_name(subset)
         sub = fusion.for_subset(list(subset)) if fusion else None
         entry: dict[str, Any] = {}
-        for mode in ("flexmodal", "fused"):
+        for mode in ("flexmodal", "fused", "vetoed"):
             if mode == "fused" and sub is None:
+                continue
+            if mode == "vetoed" and (sub is not None or "rgb" not in subset):
                 continue
             sel = _scored(rows, name, with_expert=mode == "fused")
 
@@ -331,8 +358,7 @@ def evaluate(rows: list[Row], spec: Any, fusion: ExpertFusion | None) -> dict[st
                 if mode == "fused" and sub is not None
                 else spec.threshold(op, subset)
             )
-            # The same three-way decision as the service (service.pipeline.decide).
-            sp = DEFAULT_SPOOF_POINT if DEFAULT_SPOOF_POINT in spec.operating_points else None
+            # The same three-way decision as the service (service.pipeline).
             s_point = None
             if sp is not None:
                 s_point = (
@@ -340,6 +366,23 @@ def evaluate(rows: list[Row], spec: Any, fusion: ExpertFusion | None) -> dict[st
                     if mode == "fused" and sub is not None
                     else spec.threshold(sp, subset)
                 )
+
+            def decision(
+                r: Row, m: str = mode, t: float = t, sp: float | None = s_point, n: str = name
+            ) -> str:
+                if r.flexmodal is None:
+                    return "no_face" if "no_face" in r.reasons else "uncertain"
+                if r.reasons or r.used != n or (m == "fused" and r.rgb_expert is None):
+                    return "uncertain"
+                d = decide(score(r), t, margin, sp)
+                if (
+                    m == "vetoed"
+                    and d == "spoof"
+                    and expert_vetoes(r.rgb_expert, veto, without_colour(r))
+                ):
+                    return "uncertain"
+                return d
+
             synth = [r for r in sel if r.source == "synth"]
             block: dict[str, Any] = {"threshold": round(t, 4)}
             if len({r.label for r in synth}) == 2:
@@ -352,23 +395,18 @@ def evaluate(rows: list[Row], spec: Any, fusion: ExpertFusion | None) -> dict[st
                 block["synth_acer"] = round(float(rep["acer"]) * 100, 2)
                 block["synth_apcer"] = round(float(rep["apcer"]) * 100, 2)
                 block["synth_bpcer"] = round(float(rep["bpcer"]) * 100, 2)
+            for label, key in ((1, "synth_bona_fide"), (0, "synth_attack")):
+                block[key] = dict(
+                    Counter(
+                        decision(r)
+                        for r in rows
+                        if r.source == "synth" and r.subset == name and r.label == label
+                    )
+                )
             for source in ("real", "real_attack"):
-                decisions: Counter[str] = Counter()
-                for r in rows:
-                    if r.source != source or r.subset != name:
-                        continue
-                    if r.flexmodal is None:
-                        decisions["no_face" if "no_face" in r.reasons else "uncertain"] += 1
-                        continue
-                    if r.reasons or r.used != name:
-                        decisions["uncertain"] += 1
-                        continue
-                    if mode == "fused" and r.rgb_expert is None:
-                        decisions["uncertain"] += 1
-                        continue
-                    v = score(r)
-                    decisions[decide(v, t, margin, s_point)] += 1
-                block[source] = dict(decisions)
+                block[source] = dict(
+                    Counter(decision(r) for r in rows if r.source == source and r.subset == name)
+                )
             entry[mode] = block
         out[name] = entry
     return out
@@ -418,21 +456,28 @@ def write_fusion(model: Path, fusion: ExpertFusion, out: Path, version: str | No
     tmp.replace(out)
 
 
+def _counts(c: dict[str, int], live_first: bool) -> str:
+    unc = c.get("uncertain", 0) + c.get("no_face", 0)
+    if live_first:
+        return f"{c.get('live', 0)}/{unc}/{c.get('spoof', 0)}"
+    return f"{c.get('spoof', 0)}/{unc}/{c.get('live', 0)}"
+
+
 def format_report(report: dict[str, Any]) -> str:
     lines = [
-        "| subset | scoring | synth ACER % | synth APCER % | synth BPCER % | real live "
-        "(live/unc/spoof) | real-photo attacks (spoof/unc/live) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| subset | scoring | synth ACER % | synth APCER % | synth BPCER % | synth bona fide "
+        "(live/unc/spoof) | synth attacks (spoof/unc/live) | real live (live/unc/spoof) "
+        "| real-photo attacks (spoof/unc/live) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for subset, entry in report.items():
         for mode, b in entry.items():
-            real, att = b.get("real", {}), b.get("real_attack", {})
             lines.append(
                 f"| {subset} | {mode} | {b.get('synth_acer', '–')} | {b.get('synth_apcer', '–')} "
-                f"| {b.get('synth_bpcer', '–')} | {real.get('live', 0)}/"
-                f"{real.get('uncertain', 0) + real.get('no_face', 0)}/{real.get('spoof', 0)} "
-                f"| {att.get('spoof', 0)}/{att.get('uncertain', 0) + att.get('no_face', 0)}/"
-                f"{att.get('live', 0)} |"
+                f"| {b.get('synth_bpcer', '–')} | {_counts(b.get('synth_bona_fide', {}), True)} "
+                f"| {_counts(b.get('synth_attack', {}), False)} "
+                f"| {_counts(b.get('real', {}), True)} "
+                f"| {_counts(b.get('real_attack', {}), False)} |"
             )
     return "\n".join(lines)
 
@@ -571,6 +616,14 @@ def calibrate_command(
     default=None,
     help="Also write the report as JSON.",
 )
+@click.option(
+    "--veto",
+    type=click.FloatRange(0.0, 1.0),
+    default=DEFAULT_EXPERT_VETO,
+    show_default=True,
+    help="As LIVENESS_RGB_EXPERT_VETO: the expert's score above which an unfused 'spoof' is "
+    "'uncertain' (the 'vetoed' rows); 1 = off.",
+)
 def eval_command(
     model: Path,
     synth_per_cell: int,
@@ -578,12 +631,13 @@ def eval_command(
     rows: Path | None,
     networks: str,
     json_out: Path | None,
+    veto: float,
 ) -> None:
     """Every subset with and without the expert on the test set (default operating point)."""
     scorer = Scorer.load(model, _networks(networks))
     data = cached_rows(scorer, "test", synth_per_cell, attacks_per_photo, rows)
     spec = scorer.engine.spec
-    report = evaluate(data, spec, spec.expert_fusion())
+    report = evaluate(data, spec, spec.expert_fusion(), veto)
     click.echo(format_report(report))
     if json_out is not None:
         json_out.write_text(json.dumps(report, indent=1))

@@ -12,7 +12,10 @@ bona fide presentations fall): ``live`` when score ≥ t + m, ``spoof`` when sco
 min(t − m, s), otherwise ``uncertain``. A live person is called an attack only on evidence
 that few live people give; in between, the answer is "try again". A face with any quality
 reason, or a modality subset the model does not support, is ``uncertain`` whatever its
-score.
+score. Where the RGB expert is reported but not fused (subsets with depth or IR), a
+``spoof`` that rests on colour (the same face scored without colour is not ``spoof``) and
+that the expert contradicts (its score above ``LIVENESS_RGB_EXPERT_VETO``) is
+``uncertain`` with reason ``components_disagree`` (see :func:`expert_vetoes`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -43,6 +46,8 @@ REASON_INFERENCE_FAILED = Reason.INFERENCE_FAILED.value
 REASON_OUT_OF_DISTRIBUTION = Reason.OUT_OF_DISTRIBUTION.value
 #: Operating point that bounds ``spoof`` when ``LIVENESS_SPOOF_OPERATING_POINT`` is unset.
 DEFAULT_SPOOF_POINT = "bpcer1"
+#: The RGB expert's score above which an unfused ``spoof`` is ``uncertain`` (its argmax).
+DEFAULT_EXPERT_VETO = 0.5
 #: Names of the score components in ``FaceAnalysis.scores``.
 COMPONENT_FLEXMODAL = "flexmodal"
 COMPONENT_RGB_EXPERT = "rgb_expert"
@@ -131,6 +136,24 @@ def decide(
     return "uncertain"
 
 
+def expert_vetoes(expert: float | None, veto: float, without_colour: str | None) -> bool:
+    """Whether the RGB expert stops an unfused ``spoof`` (the decision becomes ``uncertain``).
+
+    Only where the accusation rests on colour: ``without_colour`` is the decision on the
+    same face scored by the same model with colour absent (depth and/or IR alone; None when
+    there is no such subset). If depth/IR alone say spoof, the physical evidence stands —
+    the expert sees colour only and cannot judge a mask's material or a flat surface. If
+    they do not, and the expert (trained on real captures) says live (score above
+    ``veto``), the colour branch of a model trained on renders is contradicted by a colour
+    model trained on cameras: no confident answer. Never turns anything ``live``."""
+    return (
+        expert is not None
+        and expert > veto
+        and without_colour is not None
+        and without_colour != "spoof"
+    )
+
+
 def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000.0, 3)
 
@@ -198,6 +221,8 @@ class LivenessPipeline:
         #: Operating point whose threshold bounds ``spoof`` from above (None: t − m only).
         self.spoof_operating_point: str | None = spoof_op
         self.max_faces = int(getattr(settings, "max_faces", 5))
+        #: Unfused ``spoof`` becomes ``uncertain`` when the expert's score is above this.
+        self.expert_veto = float(getattr(settings, "rgb_expert_veto", DEFAULT_EXPERT_VETO))
         self._pool: ThreadPoolExecutor | None = None  # the RGB expert's threads, made on use
         self._pool_lock = threading.Lock()
 
@@ -224,6 +249,24 @@ class LivenessPipeline:
     @property
     def ready(self) -> bool:
         return self.engine.ready
+
+    def _without_colour(self, crops: Any, used: list[str], op: str) -> Decision | None:
+        """The decision on ``crops`` scored without colour (None when colour was the only
+        modality used, the model lacks that subset, or scoring fails)."""
+        rest = [m for m in used if m != "rgb"]
+        if "rgb" not in used or not rest or not self.engine.spec.supports(rest):
+            return None
+        scored = self.engine.score([replace(crops, rgb=None)])[0]
+        if isinstance(scored, Exception):
+            return None
+        spec = self.engine.spec
+        spoof_op = self.spoof_operating_point
+        return decide(
+            scored.score,
+            spec.threshold(op, rest),
+            self.uncertain_margin,
+            spec.threshold(spoof_op, rest) if spoof_op else None,
+        )
 
     def resolve_operating_point(self, name: str | None) -> tuple[str, float]:
         op = require_operating_point(
@@ -347,6 +390,17 @@ class LivenessPipeline:
                 decision = decide(value, threshold, margin, spoof_point)
                 if decision == "uncertain":
                     reasons.append(REASON_NEAR_THRESHOLD)
+                elif (
+                    decision == "spoof"
+                    and subset_fusion is None
+                    and expert_vetoes(
+                        components.get(COMPONENT_RGB_EXPERT),
+                        self.expert_veto,
+                        self._without_colour(cand.crops, used, op),
+                    )
+                ):
+                    decision = "uncertain"
+                    reasons.append(Reason.COMPONENTS_DISAGREE.value)
             det = cand.detection
             faces.append(
                 FaceAnalysis(

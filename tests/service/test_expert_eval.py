@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from models import DEFAULT_MODEL_PATH
 from service.engine import InferenceEngine
-from service.expert_eval import Row, Scorer, _restricter, expert, fit, write_fusion
+from service.expert_eval import Row, Scorer, _restricter, evaluate, expert, fit, write_fusion
 from synth import render_scene
 from synth.bundle import scene_to_bundle
 
@@ -101,3 +101,23 @@ def test_calibrate_refuses_an_unknown_subset(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "sonar" in result.output
+
+
+def test_eval_vetoes_only_spoofs_that_rest_on_colour(scorer: Scorer) -> None:
+    """The 'vetoed' rows decide as the service does: a real person the network calls
+    spoof with rgb+depth+ir, whom depth+IR alone do not accuse and the expert calls live,
+    is uncertain; an attack that depth+IR alone call spoof stays spoof whatever the
+    expert says; the flexmodal rows are unchanged."""
+    spec = scorer.engine.spec
+    rows = [
+        Row("real", "bona_fide", 1, "rgb+depth+ir", "rgb+depth+ir", 0.01, 0.9, item="a"),
+        Row("real", "bona_fide", 1, "depth+ir", "depth+ir", 0.95, None, item="a"),
+        Row("real_attack", "print_flat", 0, "rgb+depth+ir", "rgb+depth+ir", 0.01, 0.9, item="a"),
+        Row("real_attack", "print_flat", 0, "depth+ir", "depth+ir", 0.001, None, item="a"),
+    ]
+    report = evaluate(rows, spec, None)["rgb+depth+ir"]
+    assert report["flexmodal"]["real"] == {"spoof": 1}
+    assert report["vetoed"]["real"] == {"uncertain": 1}
+    assert report["flexmodal"]["real_attack"] == report["vetoed"]["real_attack"] == {"spoof": 1}
+    # the veto is a setting: 1 turns it off
+    assert evaluate(rows, spec, None, veto=1.0)["rgb+depth+ir"]["vetoed"]["real"] == {"spoof": 1}

@@ -190,3 +190,63 @@ def test_the_expert_scores_beside_the_flexmodal_model() -> None:
     alone = real_expert(rgb, [seen["boxes"][0]])[0]
     assert isinstance(alone, float)
     assert abs(face.scores["rgb_expert"] - alone) < 0.02  # EXIF-turned vs not: close only
+
+
+def _astronaut_frame() -> dict[str, bytes]:
+    """The held-out spacesuit portrait with a live depth and NIR rendered from its mesh."""
+    from synth.realcheck import holdout_photos, live_depth_ir
+
+    photo = next(p for p in holdout_photos() if p.name == "astronaut")
+    depth, ir = live_depth_ir(photo)
+    bgr = cv2.cvtColor(photo.rgb, cv2.COLOR_RGB2BGR)
+    return {
+        "rgb": cv2.imencode(".jpg", bgr)[1].tobytes(),
+        "depth": cv2.imencode(".png", depth)[1].tobytes(),
+        "ir": cv2.imencode(".png", ir)[1].tobytes(),
+    }
+
+
+@pytest.mark.parametrize(("veto", "decision"), [(0.5, "uncertain"), (1.0, "spoof")])
+def test_a_spoof_resting_on_colour_alone_is_uncertain_when_the_expert_says_live(
+    veto: float, decision: str
+) -> None:
+    """A real live person (held out, spacesuit collar under the chin) with rendered depth
+    and IR: the network calls the face spoof, but scored without colour it does not, and
+    the RGB expert says live — uncertain (components_disagree), never live. With the veto
+    off (1) the network's spoof stands."""
+    from service.oneshot import LocalScorer
+
+    scorer = LocalScorer(Settings(model_path=DEFAULT_MODEL_PATH, max_faces=1, rgb_expert_veto=veto))
+    body = scorer.score(_astronaut_frame())
+    assert body.modalities_used == ["rgb", "depth", "ir"] and body.scoring == "flexmodal"
+    face = body.faces[0]
+    assert face.scores is not None and face.scores["rgb_expert"] > 0.5
+    assert (
+        face.score is not None and face.score < body.operating_point.spoof_below
+    )  # network: spoof
+    assert face.decision == decision, face
+    assert ("components_disagree" in face.reasons) == (decision == "uncertain"), face
+
+
+def test_physical_evidence_outweighs_the_expert() -> None:
+    """A print that depth and IR alone call spoof stays spoof however live the colour
+    looks to the expert (it cannot see flatness or material); RGB alone is fused, so no
+    veto applies there either."""
+    import dataclasses
+
+    from service.oneshot import LocalScorer
+    from synth import render_scene
+    from synth.bundle import scene_to_bundle
+
+    pipeline = LocalScorer(Settings(model_path=DEFAULT_MODEL_PATH, max_faces=1)).pipeline
+    assert pipeline.expert is not None
+    pipeline.expert.score = lambda rgb, boxes: [0.99] * len(boxes)  # type: ignore[method-assign]
+    bundle = scene_to_bundle(render_scene("print_flat", "d435", 3_000_000_011, split="test"))
+    face = pipeline.analyze(bundle, cropped=False).faces[0]
+    assert face.scores == {"flexmodal": face.score, "rgb_expert": 0.99}
+    assert face.decision == "spoof", face
+
+    replay = scene_to_bundle(render_scene("replay_tablet", "d435", 3_000_000_011, split="test"))
+    analysis = pipeline.analyze(dataclasses.replace(replay, depth=None, ir=None), cropped=False)
+    assert analysis.scoring == "flexmodal+rgb_expert"  # fused: the expert is in the score
+    assert "components_disagree" not in analysis.faces[0].reasons, analysis.faces[0]
