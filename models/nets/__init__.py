@@ -6,6 +6,7 @@ writing a new module with ``@register_model`` builders and importing it here.
 
 from models.nets import (  # noqa: F401  (each module registers its family)
     cdcn,
+    efficientnet,
     ensemble,
     lite,
     resnet,

@@ -27,6 +27,7 @@ TINY: dict[str, dict[str, Any]] = {
     "flexlive_lite": {"widths": [8, 16, 16], "fused": 16, "trunk": 16, "input_size": 32},
     "flexlive_lite_small": {"widths": [8, 8, 16], "fused": 16, "trunk": 16, "input_size": 32},
     "flexlive_lite_concat": {"widths": [8, 16, 16], "fused": 16, "trunk": 16, "input_size": 32},
+    "efficientnet_lite0": {"input_size": 32, "pretrained": False},
     "ensemble": {
         "member": "flexlive_lite",
         "widths": [8, 16, 16],
