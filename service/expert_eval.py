@@ -378,7 +378,7 @@ def evaluate(
                 if (
                     m == "vetoed"
                     and d == "spoof"
-                    and expert_vetoes(r.rgb_expert, veto, without_colour(r))
+                    and expert_vetoes(r.rgb_expert, veto, lambda: without_colour(r))
                 ):
                     return "uncertain"
                 return d

@@ -23,8 +23,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -136,22 +138,23 @@ def decide(
     return "uncertain"
 
 
-def expert_vetoes(expert: float | None, veto: float, without_colour: str | None) -> bool:
+def expert_vetoes(
+    expert: float | None, veto: float, without_colour: Callable[[], str | None]
+) -> bool:
     """Whether the RGB expert stops an unfused ``spoof`` (the decision becomes ``uncertain``).
 
-    Only where the accusation rests on colour: ``without_colour`` is the decision on the
-    same face scored by the same model with colour absent (depth and/or IR alone; None when
-    there is no such subset). If depth/IR alone say spoof, the physical evidence stands —
-    the expert sees colour only and cannot judge a mask's material or a flat surface. If
-    they do not, and the expert (trained on real captures) says live (score above
-    ``veto``), the colour branch of a model trained on renders is contradicted by a colour
-    model trained on cameras: no confident answer. Never turns anything ``live``."""
-    return (
-        expert is not None
-        and expert > veto
-        and without_colour is not None
-        and without_colour != "spoof"
-    )
+    Only where the accusation rests on colour: ``without_colour()`` gives the decision on
+    the same face scored by the same model with colour absent (depth and/or IR alone; None
+    when there is no such subset); it is called only when the expert says live. If
+    depth/IR alone say spoof, the physical evidence stands — the expert sees colour only
+    and cannot judge a mask's material or a flat surface. If they do not, and the expert
+    (trained on real captures) says live (score above ``veto``), the colour branch of a
+    model trained on renders is contradicted by a colour model trained on cameras: no
+    confident answer. Never turns anything ``live``."""
+    if expert is None or expert <= veto:
+        return False
+    alone = without_colour()
+    return alone is not None and alone != "spoof"
 
 
 def _ms(t0: float) -> float:
@@ -396,7 +399,7 @@ class LivenessPipeline:
                     and expert_vetoes(
                         components.get(COMPONENT_RGB_EXPERT),
                         self.expert_veto,
-                        self._without_colour(cand.crops, used, op),
+                        partial(self._without_colour, cand.crops, used, op),
                     )
                 ):
                     decision = "uncertain"

@@ -240,11 +240,23 @@ def test_physical_evidence_outweighs_the_expert() -> None:
 
     pipeline = LocalScorer(Settings(model_path=DEFAULT_MODEL_PATH, max_faces=1)).pipeline
     assert pipeline.expert is not None
-    pipeline.expert.score = lambda rgb, boxes: [0.99] * len(boxes)  # type: ignore[method-assign]
+    calls: list[int] = []
+    real_score = pipeline.engine.score
+
+    def counted(crops: Any) -> Any:
+        calls.append(len(crops))
+        return real_score(crops)
+
+    pipeline.engine.score = counted  # type: ignore[method-assign]
     bundle = scene_to_bundle(render_scene("print_flat", "d435", 3_000_000_011, split="test"))
-    face = pipeline.analyze(bundle, cropped=False).faces[0]
-    assert face.scores == {"flexmodal": face.score, "rgb_expert": 0.99}
-    assert face.decision == "spoof", face
+    for expert, model_calls in ((0.99, 2), (0.2, 1)):
+        pipeline.expert.score = lambda rgb, boxes, e=expert: [e] * len(boxes)  # type: ignore[method-assign]
+        calls.clear()
+        face = pipeline.analyze(bundle, cropped=False).faces[0]
+        assert face.scores == {"flexmodal": face.score, "rgb_expert": expert}
+        assert face.decision == "spoof", face
+        # the face is scored again without colour only when the expert says live
+        assert len(calls) == model_calls, (expert, calls)
 
     replay = scene_to_bundle(render_scene("replay_tablet", "d435", 3_000_000_011, split="test"))
     analysis = pipeline.analyze(dataclasses.replace(replay, depth=None, ir=None), cropped=False)
