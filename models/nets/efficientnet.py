@@ -136,31 +136,31 @@ def _block_keys(src: str, dst: str, state: dict[str, torch.Tensor]) -> dict[str,
     return {k: dst + k[len(src) :].lstrip("_") for k in state if k.startswith(src)}
 
 
-def load_imagenet(net: FlexModalNet, rgb_input_scale: float = 0.5) -> list[str]:
-    """Copy the ImageNet weights into ``net``'s branches and trunk; returns the source
-    tensors used. ``rgb_input_scale``: FlexLive's colour input divided by the TF model's."""
+def load_imagenet(net: FlexModalNet, rgb_input_scale: float = 0.5) -> None:
+    """Copy the ImageNet weights into ``net``'s branches and trunk. ``rgb_input_scale``:
+    FlexLive's colour input divided by the TF model's."""
     state = imagenet_state_dict()
     target = net.state_dict()
-    mapping: dict[str, str] = {}
     for m in MODALITIES:
         prefix = f"branches.{m}."
-        for bn in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
-            mapping[f"_bn0.{bn}"] = f"{prefix}stem.bn.{bn}"
-        for i in BRANCH_BLOCKS:
-            mapping.update(_block_keys(f"_blocks.{i}.", f"{prefix}blocks.{i}.", state))
         stem = state["_conv_stem.weight"] * rgb_input_scale
         if CHANNELS[m] == 1:  # a grey image: the colour filters summed over their inputs
             stem = stem.sum(dim=1, keepdim=True)
-        target[f"{prefix}stem.conv.weight"] = stem.clone()
-        for src, dst in mapping.items():
-            if dst.startswith(prefix):
-                target[dst] = state[src].clone()
+        target[f"{prefix}stem.conv.weight"] = stem
+        target.update(
+            {
+                f"{prefix}stem.bn.{k[len('_bn0.') :]}": v
+                for k, v in state.items()
+                if k.startswith("_bn0.")
+            }
+        )
+        for i in BRANCH_BLOCKS:
+            for src, dst in _block_keys(f"_blocks.{i}.", f"{prefix}blocks.{i}.", state).items():
+                target[dst] = state[src]
     for j, i in enumerate(TRUNK_BLOCKS):
         for src, dst in _block_keys(f"_blocks.{i}.", f"trunk.{j}.", state).items():
-            target[dst] = state[src].clone()
-            mapping[src] = dst
-    net.load_state_dict(target)
-    return sorted({"_conv_stem.weight", *mapping})
+            target[dst] = state[src]
+    net.load_state_dict(target)  # copies; strict: every name above exists in the net
 
 
 def build_efficientnet_lite0(

