@@ -45,7 +45,13 @@ from models.fusion import (
 from models.metrics import calibrate, pad_report
 from models.spec import SUBSET_ORDER, subset_name
 from sensors.bundle import FrameBundle
-from service.pipeline import DEFAULT_EXPERT_VETO, DEFAULT_SPOOF_POINT, decide, expert_vetoes
+from service.pipeline import (
+    DEFAULT_EXPERT_VETO,
+    DEFAULT_SPOOF_POINT,
+    decide,
+    decide_for_subset,
+    expert_vetoes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -333,8 +339,7 @@ def evaluate(
             return None
         if other.used != other.subset:
             return None
-        s_point = spec.threshold(sp, rest) if sp is not None else None
-        return decide(other.flexmodal, spec.threshold(op, rest), margin, s_point)
+        return decide_for_subset(spec, other.flexmodal, rest, op, margin, sp)
 
     out: dict[str, Any] = {}
     for subset in SUBSETS:

@@ -138,6 +138,15 @@ def decide(
     return "uncertain"
 
 
+def decide_for_subset(
+    spec: Any, score: float, subset: list[str], op: str, margin: float, spoof_op: str | None
+) -> Decision:
+    """:func:`decide` with ``subset``'s own thresholds for the operating point ``op`` and
+    the spoof point ``spoof_op`` (None: t − m only)."""
+    spoof_point = spec.threshold(spoof_op, subset) if spoof_op else None
+    return decide(score, spec.threshold(op, subset), margin, spoof_point)
+
+
 def expert_vetoes(
     expert: float | None, veto: float, without_colour: Callable[[], str | None]
 ) -> bool:
@@ -262,14 +271,10 @@ class LivenessPipeline:
         scored = self.engine.score([replace(crops, rgb=None)])[0]
         if isinstance(scored, Exception):
             return None
-        spec = self.engine.spec
-        spoof_op = self.spoof_operating_point
-        return decide(
-            scored.score,
-            spec.threshold(op, rest),
-            self.uncertain_margin,
-            spec.threshold(spoof_op, rest) if spoof_op else None,
-        )
+        return decide_for_subset(
+            self.engine.spec, scored.score, rest, op, self.uncertain_margin,
+            self.spoof_operating_point,
+        )  # fmt: skip
 
     def resolve_operating_point(self, name: str | None) -> tuple[str, float]:
         op = require_operating_point(
