@@ -257,14 +257,15 @@ def multipart_body(files: dict[str, bytes]) -> tuple[bytes, str]:
 
 
 @contextmanager
-def served(model: Path, files: dict[str, bytes]) -> Iterator[Callable[[], float]]:
-    """``liveness serve`` in a subprocess on a free port (the ``LIVENESS_*`` variables of
-    this process apply); yields one request's round trip in ms (one keep-alive connection
-    per client thread)."""
+def served(model: Path, files: dict[str, bytes], workers: int = 1) -> Iterator[Callable[[], float]]:
+    """``liveness serve`` (``workers`` processes) in a subprocess on a free port (the
+    ``LIVENESS_*`` variables of this process apply); yields one request's round trip in ms
+    (one keep-alive connection per client thread)."""
     port = _free_port()
     env = {**os.environ, "LIVENESS_LOG_LEVEL": "WARNING", "LIVENESS_MAX_FACES": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--model", str(model)],
+        [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--model", str(model),
+         "--workers", str(workers)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     body, content_type = multipart_body(files)
@@ -400,7 +401,8 @@ def markdown(result: dict[str, Any], command: str) -> str:
             f"Medians: in process {result['in_process_2_threads']['requests_per_s']:.1f}, "
             f"HTTP {result['http_c8_requests_per_s']:.1f} requests/s: HTTP at concurrency 8 "
             f"reaches **{result['http_vs_in_process']:.2f}×** the in-process pipeline. "
-            f"Server settings: {settings or 'defaults'}.",
+            f"Server: {result['server_workers']} worker process(es), "
+            f"settings {settings or 'defaults'}.",
         ]
     lines += [
         "",
@@ -418,13 +420,18 @@ def markdown(result: dict[str, Any], command: str) -> str:
 
 
 def over_http(
-    model: Path, files: dict[str, bytes], stages: Stages, http_runs: int, rounds: int
+    model: Path,
+    files: dict[str, bytes],
+    stages: Stages,
+    http_runs: int,
+    rounds: int,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Latency at concurrency 1, 4 and 8, then ``rounds`` alternations of the in-process
     request from two threads and HTTP at concurrency 8 (so a slow spell of the machine hits
     both sides); the throughput ratio is the ratio of the two medians."""
-    out: dict[str, Any] = {"server_settings": server_settings()}
-    with served(model, files) as one:
+    out: dict[str, Any] = {"server_settings": server_settings(), "server_workers": workers}
+    with served(model, files, workers) as one:
         out["http"] = {
             f"c{c}": threads_throughput(one, c, max(1, http_runs // c)) for c in (1, 4, 8)
         }
@@ -448,7 +455,9 @@ def over_http(
     return out
 
 
-def run(model: Path, runs: int, http_runs: int, with_http: bool, rounds: int = 5) -> dict[str, Any]:
+def run(
+    model: Path, runs: int, http_runs: int, with_http: bool, rounds: int = 5, workers: int = 1
+) -> dict[str, Any]:
     files, _ = frame_files()
     result: dict[str, Any] = {"machine": machine()}
     stages = Stages(model)
@@ -478,7 +487,7 @@ def run(model: Path, runs: int, http_runs: int, with_http: bool, rounds: int = 5
         "ratio_p50": round(s_f["p50_ms"] / s_r["p50_ms"], 3),
     }
     if with_http:
-        result.update(over_http(model, files, stages, http_runs, rounds))
+        result.update(over_http(model, files, stages, http_runs, rounds, workers))
     result["model_only"] = model_only(model, runs)
     return result
 
@@ -493,9 +502,15 @@ def main() -> int:
         "--rounds", type=int, default=5,
         help="alternations of in-process (2 threads) and HTTP c8 for the throughput ratio",
     )  # fmt: skip
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes of the served API (serve --workers)",
+    )
     ap.add_argument("--out", type=Path, help="write OUT.json and OUT.md")
     args = ap.parse_args()
-    result = run(args.model, args.runs, args.http_runs, not args.no_http, args.rounds)
+    result = run(args.model, args.runs, args.http_runs, not args.no_http, args.rounds, args.workers)
     command = "python benchmarks/harness.py " + " ".join(sys.argv[1:])
     text = markdown(result, command.strip())
     print(text)
