@@ -42,9 +42,14 @@ class Reason(str, Enum):
     #: The face's embedding is farther from the training data of its modality subset than
     #: the model's dev-calibrated OOD threshold (``models.ood``): no confident answer.
     OUT_OF_DISTRIBUTION = "out_of_distribution"
-    #: The flexible-modal model alone says ``spoof`` but the RGB expert (trained on real
-    #: captures, reported beside it without being fused) says live: no confident answer.
+    #: The decision would be ``spoof`` on colour evidence alone (colour was the only
+    #: modality, or the face scored without colour is not ``spoof``) but the RGB expert
+    #: (trained on real captures) says live: no confident answer.
     COMPONENTS_DISAGREE = "components_disagree"
+    #: The score says live, but only the depth map shows a head here: the colour image was
+    #: usable and the face detector found no face in it (a small print or screen held up,
+    #: the back of a head). A spoof decision on such a face stands.
+    FACE_ONLY_IN_DEPTH = "face_only_in_depth"
     # the deployment's modality policy (``LIVENESS_ACCEPTED_MODALITIES``)
     MODALITY_NOT_ACCEPTED = "modality_not_accepted"
     # the camera daemon: a frame whose analysis raised

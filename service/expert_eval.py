@@ -46,6 +46,7 @@ from models.metrics import calibrate, pad_report
 from models.spec import SUBSET_ORDER, subset_name
 from sensors.bundle import FrameBundle
 from service.pipeline import (
+    COLOUR_ONLY,
     DEFAULT_EXPERT_VETO,
     DEFAULT_SPOOF_POINT,
     decide,
@@ -83,6 +84,8 @@ class Row:
     rgb_expert: float | None
     reasons: list[str] = field(default_factory=list)
     item: str = ""
+    #: Which detector found the face ("mtcnn", "mtcnn-ir", "depth").
+    detector: str = ""
 
 
 @dataclass
@@ -146,6 +149,7 @@ class Scorer:
                 flexmodal=flex,
                 rgb_expert=expert,
                 reasons=reasons,
+                detector=staged.detector,
             )
 
 
@@ -322,9 +326,10 @@ def evaluate(
     and decisions on synthetic scenes, real photographs and attacks rendered from them.
 
     Modes: ``flexmodal`` (the network alone, expert off), ``fused`` (the subset's fusion,
-    where the model has one) and ``vetoed`` (subsets with colour and no fusion: the network's
-    score, its ``spoof`` turned ``uncertain`` where it rests on colour and the expert says
-    live — what the service decides with the expert on, ``LIVENESS_RGB_EXPERT_VETO``)."""
+    where the model has one) and ``vetoed`` (subsets with colour: the fused score where the
+    subset has a fusion, else the network's, with a ``spoof`` turned ``uncertain`` where it
+    rests on colour and the expert says live — ``LIVENESS_RGB_EXPERT_VETO`` —, and a ``live``
+    on a face only depth showed turned ``uncertain``: what the service decides)."""
     op = spec.default_operating_point
     margin = spec.uncertain_margin
     sp = DEFAULT_SPOOF_POINT if DEFAULT_SPOOF_POINT in spec.operating_points else None
@@ -334,6 +339,8 @@ def evaluate(
         """The network's decision on the same item with colour absent (as the service
         re-scores it), None when there is no such subset."""
         rest = [m for m in r.subset.split("+") if m != "rgb"]
+        if not rest:
+            return COLOUR_ONLY
         other = by_item.get((r.source, r.species, r.item, subset_name(rest))) if rest else None
         if other is None or other.flexmodal is None or other.reasons:
             return None
@@ -349,18 +356,19 @@ def evaluate(
         for mode in ("flexmodal", "fused", "vetoed"):
             if mode == "fused" and sub is None:
                 continue
-            if mode == "vetoed" and (sub is not None or "rgb" not in subset):
+            if mode == "vetoed" and "rgb" not in subset:
                 continue
-            sel = _scored(rows, name, with_expert=mode == "fused")
+            fused = mode != "flexmodal" and sub is not None
+            sel = _scored(rows, name, with_expert=fused)
 
-            def score(r: Row, m: str = mode, s: SubsetFusion | None = sub) -> float:
-                if m == "fused" and s is not None:
+            def score(r: Row, f: bool = fused, s: SubsetFusion | None = sub) -> float:
+                if f and s is not None:
                     return s.fuse(r.flexmodal or 0.0, r.rgb_expert or 0.0)
                 return float(r.flexmodal or 0.0)
 
             t = (
                 sub.operating_points.get(op, spec.threshold(op, subset))
-                if mode == "fused" and sub is not None
+                if fused and sub is not None
                 else spec.threshold(op, subset)
             )
             # The same three-way decision as the service (service.pipeline).
@@ -368,18 +376,25 @@ def evaluate(
             if sp is not None:
                 s_point = (
                     sub.operating_points.get(sp)
-                    if mode == "fused" and sub is not None
+                    if fused and sub is not None
                     else spec.threshold(sp, subset)
                 )
 
             def decision(
-                r: Row, m: str = mode, t: float = t, sp: float | None = s_point, n: str = name
+                r: Row,
+                m: str = mode,
+                f: bool = fused,
+                t: float = t,
+                sp: float | None = s_point,
+                n: str = name,
             ) -> str:
                 if r.flexmodal is None:
                     return "no_face" if "no_face" in r.reasons else "uncertain"
-                if r.reasons or r.used != n or (m == "fused" and r.rgb_expert is None):
+                if r.reasons or r.used != n or (f and r.rgb_expert is None):
                     return "uncertain"
                 d = decide(score(r), t, margin, sp)
+                if m == "vetoed" and d == "live" and r.detector == "depth" and "rgb" in r.used:
+                    return "uncertain"  # face_only_in_depth, as served
                 if (
                     m == "vetoed"
                     and d == "spoof"

@@ -12,10 +12,12 @@ bona fide presentations fall): ``live`` when score ≥ t + m, ``spoof`` when sco
 min(t − m, s), otherwise ``uncertain``. A live person is called an attack only on evidence
 that few live people give; in between, the answer is "try again". A face with any quality
 reason, or a modality subset the model does not support, is ``uncertain`` whatever its
-score. Where the RGB expert is reported but not fused (subsets with depth or IR), a
-``spoof`` that rests on colour (the same face scored without colour is not ``spoof``) and
-that the expert contradicts (its score above ``LIVENESS_RGB_EXPERT_VETO``) is
-``uncertain`` with reason ``components_disagree`` (see :func:`expert_vetoes`).
+score. A face that only the depth map shows (colour was usable and showed no face there)
+is never ``live``: ``uncertain`` with reason ``face_only_in_depth``. A ``spoof`` that rests
+on colour (colour was the only modality used, or the same
+face scored without colour is not ``spoof``) and that the RGB expert contradicts (its
+score above ``LIVENESS_RGB_EXPERT_VETO``) is ``uncertain`` with reason
+``components_disagree`` (see :func:`expert_vetoes`).
 """
 
 from __future__ import annotations
@@ -147,19 +149,25 @@ def decide_for_subset(
     return decide(score, spec.threshold(op, subset), margin, spoof_point)
 
 
+#: What ``without_colour`` answers when colour was the only modality used: the accusation
+#: rests on colour alone by construction.
+COLOUR_ONLY = "colour_only"
+
+
 def expert_vetoes(
     expert: float | None, veto: float, without_colour: Callable[[], str | None]
 ) -> bool:
-    """Whether the RGB expert stops an unfused ``spoof`` (the decision becomes ``uncertain``).
+    """Whether the RGB expert stops a ``spoof`` (the decision becomes ``uncertain``).
 
     Only where the accusation rests on colour: ``without_colour()`` gives the decision on
-    the same face scored by the same model with colour absent (depth and/or IR alone; None
-    when there is no such subset); it is called only when the expert says live. If
-    depth/IR alone say spoof, the physical evidence stands — the expert sees colour only
-    and cannot judge a mask's material or a flat surface. If they do not, and the expert
-    (trained on real captures) says live (score above ``veto``), the colour branch of a
-    model trained on renders is contradicted by a colour model trained on cameras: no
-    confident answer. Never turns anything ``live``."""
+    the same face scored by the same model with colour absent (depth and/or IR alone),
+    :data:`COLOUR_ONLY` when colour was the only modality used, None when it cannot tell;
+    it is called only when the expert says live. If depth/IR alone say spoof, the physical
+    evidence stands — the expert sees colour only and cannot judge a mask's material or a
+    flat surface. If they do not (or there is no depth/IR), and the expert (trained on real
+    captures) says live (score above ``veto``), the colour branch of a model trained on
+    renders is contradicted by a colour model trained on cameras: no confident answer.
+    Never turns anything ``live``."""
     if expert is None or expert <= veto:
         return False
     alone = without_colour()
@@ -262,11 +270,16 @@ class LivenessPipeline:
     def ready(self) -> bool:
         return self.engine.ready
 
-    def _without_colour(self, crops: Any, used: list[str], op: str) -> Decision | None:
-        """The decision on ``crops`` scored without colour (None when colour was the only
-        modality used, the model lacks that subset, or scoring fails)."""
+    def _without_colour(self, crops: Any, used: list[str], op: str) -> str | None:
+        """The decision on ``crops`` scored without colour; :data:`COLOUR_ONLY` when colour
+        was the only modality used; None when colour was not used, the model lacks the
+        colour-free subset, or scoring fails."""
         rest = [m for m in used if m != "rgb"]
-        if "rgb" not in used or not rest or not self.engine.spec.supports(rest):
+        if "rgb" not in used:
+            return None
+        if not rest:
+            return COLOUR_ONLY
+        if not self.engine.spec.supports(rest):
             return None
         scored = self.engine.score([replace(crops, rgb=None)])[0]
         if isinstance(scored, Exception):
@@ -315,6 +328,13 @@ class LivenessPipeline:
 
         used: list[str] = [m for m in MODALITIES if m in staged.modalities_used]
         frame_reasons = [_reason(r) for r in staged.reasons]
+        # Faces that only the depth map shows: colour was usable and searched, and the face
+        # detector found no face in it (a small print or screen held up, the back of a head).
+        only_depth = (
+            staged.detector == "depth"
+            and "rgb" in used
+            and getattr(self.face_stage.config, "detector", "auto") == "auto"
+        )
         supported = bool(used) and self.engine.spec.supports(used)
         if used and not supported:
             frame_reasons.append(Reason.UNSUPPORTED_SUBSET.value)
@@ -398,14 +418,14 @@ class LivenessPipeline:
                 decision = decide(value, threshold, margin, spoof_point)
                 if decision == "uncertain":
                     reasons.append(REASON_NEAR_THRESHOLD)
-                elif (
-                    decision == "spoof"
-                    and subset_fusion is None
-                    and expert_vetoes(
-                        components.get(COMPONENT_RGB_EXPERT),
-                        self.expert_veto,
-                        partial(self._without_colour, cand.crops, used, op),
-                    )
+                elif decision == "live" and only_depth:
+                    # Nothing confirms a live face there; an accusation may stand.
+                    decision = "uncertain"
+                    reasons.append(Reason.FACE_ONLY_IN_DEPTH.value)
+                elif decision == "spoof" and expert_vetoes(
+                    components.get(COMPONENT_RGB_EXPERT),
+                    self.expert_veto,
+                    partial(self._without_colour, cand.crops, used, op),
                 ):
                     decision = "uncertain"
                     reasons.append(Reason.COMPONENTS_DISAGREE.value)

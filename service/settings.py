@@ -168,10 +168,10 @@ class Settings(BaseSettings):
         default=0.5,
         ge=0.0,
         le=1.0,
-        description="Where the expert is reported but not fused (subsets with depth or IR), a "
-        "'spoof' that rests on colour (the same face scored without colour is not 'spoof') "
-        "becomes 'uncertain' (components_disagree) when the expert's bona fide probability "
-        "is above this. 0.5 = the expert's own decision; 1 = off.",
+        description="A 'spoof' that rests on colour (colour was the only modality used, or "
+        "the same face scored without colour is not 'spoof') becomes 'uncertain' "
+        "(components_disagree) when the expert's bona fide probability is above this. "
+        "0.5 = the expert's own decision; 1 = off.",
     )
     providers: Literal["auto", "cpu", "cuda"] = Field(
         default="auto",

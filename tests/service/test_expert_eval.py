@@ -121,3 +121,21 @@ def test_eval_vetoes_only_spoofs_that_rest_on_colour(scorer: Scorer) -> None:
     assert report["flexmodal"]["real_attack"] == report["vetoed"]["real_attack"] == {"spoof": 1}
     # the veto is a setting: 1 turns it off
     assert evaluate(rows, spec, None, veto=1.0)["rgb+depth+ir"]["vetoed"]["real"] == {"spoof": 1}
+
+
+def test_eval_vetoes_a_colour_only_spoof_the_expert_contradicts(scorer: Scorer) -> None:
+    """RGB alone: every accusation rests on colour, so the 'vetoed' rows (the fused score,
+    as served) turn a fused spoof the expert calls live into uncertain, and keep one the
+    expert agrees with; the 'fused' rows are the score's decision alone."""
+    spec = scorer.engine.spec
+    fusion = spec.expert_fusion()
+    assert fusion is not None and fusion.for_subset(["rgb"]) is not None
+    rows = [
+        Row("real", "bona_fide", 1, "rgb", "rgb", 0.0005, 0.9, item="a"),
+        Row("real_attack", "print_flat", 0, "rgb", "rgb", 0.0005, 0.05, item="a"),
+    ]
+    report = evaluate(rows, spec, fusion)["rgb"]
+    assert report["fused"]["real"] == {"spoof": 1}
+    assert report["vetoed"]["real"] == {"uncertain": 1}
+    assert report["fused"]["real_attack"] == report["vetoed"]["real_attack"] == {"spoof": 1}
+    assert evaluate(rows, spec, fusion, veto=1.0)["rgb"]["vetoed"]["real"] == {"spoof": 1}

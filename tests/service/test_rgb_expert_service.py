@@ -230,8 +230,9 @@ def test_a_spoof_resting_on_colour_alone_is_uncertain_when_the_expert_says_live(
 
 def test_physical_evidence_outweighs_the_expert() -> None:
     """A print that depth and IR alone call spoof stays spoof however live the colour
-    looks to the expert (it cannot see flatness or material); RGB alone is fused, so no
-    veto applies there either."""
+    looks to the expert (it cannot see flatness or material). From colour alone there is
+    no physical evidence: a fused spoof that the expert contradicts is uncertain
+    (components_disagree), one it agrees with stays spoof."""
     import dataclasses
 
     from service.oneshot import LocalScorer
@@ -259,6 +260,16 @@ def test_physical_evidence_outweighs_the_expert() -> None:
         assert len(calls) == model_calls, (expert, calls)
 
     replay = scene_to_bundle(render_scene("replay_tablet", "d435", 3_000_000_011, split="test"))
-    analysis = pipeline.analyze(dataclasses.replace(replay, depth=None, ir=None), cropped=False)
-    assert analysis.scoring == "flexmodal+rgb_expert"  # fused: the expert is in the score
-    assert "components_disagree" not in analysis.faces[0].reasons, analysis.faces[0]
+    colour = dataclasses.replace(replay, depth=None, ir=None)
+    for expert, decision in ((0.2, "spoof"), (0.9, "uncertain")):
+        pipeline.expert.score = lambda rgb, boxes, e=expert: [e] * len(boxes)  # type: ignore[method-assign]
+        calls.clear()
+        analysis = pipeline.analyze(colour, cropped=False)
+        assert analysis.scoring == "flexmodal+rgb_expert"  # fused: the expert is in the score
+        face = analysis.faces[0]
+        # the fused score accuses either way (the network is sure: a screen)
+        assert analysis.spoof_below is not None
+        assert face.score is not None and face.score < analysis.spoof_below
+        assert face.decision == decision, (expert, face)
+        assert ("components_disagree" in face.reasons) == (decision == "uncertain"), face
+        assert len(calls) == 1  # nothing to re-score without colour
