@@ -337,11 +337,11 @@ def evaluate(
 
     def without_colour(r: Row) -> str | None:
         """The network's decision on the same item with colour absent (as the service
-        re-scores it), None when there is no such subset."""
+        re-scores it), COLOUR_ONLY for a colour-only row, None when there is no such row."""
         rest = [m for m in r.subset.split("+") if m != "rgb"]
         if not rest:
             return COLOUR_ONLY
-        other = by_item.get((r.source, r.species, r.item, subset_name(rest))) if rest else None
+        other = by_item.get((r.source, r.species, r.item, subset_name(rest)))
         if other is None or other.flexmodal is None or other.reasons:
             return None
         if other.used != other.subset:

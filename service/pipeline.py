@@ -13,11 +13,11 @@ min(t − m, s), otherwise ``uncertain``. A live person is called an attack only
 that few live people give; in between, the answer is "try again". A face with any quality
 reason, or a modality subset the model does not support, is ``uncertain`` whatever its
 score. A face that only the depth map shows (colour was usable and showed no face there)
-is never ``live``: ``uncertain`` with reason ``face_only_in_depth``. A ``spoof`` that rests
-on colour (colour was the only modality used, or the same
-face scored without colour is not ``spoof``) and that the RGB expert contradicts (its
-score above ``LIVENESS_RGB_EXPERT_VETO``) is ``uncertain`` with reason
-``components_disagree`` (see :func:`expert_vetoes`).
+is never ``live``: ``uncertain`` with reason ``face_only_in_depth``. A ``spoof`` that
+rests on colour (colour was the only modality used, or the same face scored without
+colour is not ``spoof``) and that the RGB expert contradicts (its score above
+``LIVENESS_RGB_EXPERT_VETO``) is ``uncertain`` with reason ``components_disagree`` (see
+:func:`expert_vetoes`).
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ COMPONENT_RGB_EXPERT = "rgb_expert"
 
 class FaceStageLike(Protocol):
     """What the pipeline needs from :class:`service.face.stage.FaceStage`."""
+
+    config: FaceStageConfig
 
     def process(self, bundle: FrameBundle, max_faces: int | None = None) -> FaceStageResult: ...
 
@@ -333,7 +335,7 @@ class LivenessPipeline:
         only_depth = (
             staged.detector == "depth"
             and "rgb" in used
-            and getattr(self.face_stage.config, "detector", "auto") == "auto"
+            and self.face_stage.config.detector == "auto"
         )
         supported = bool(used) and self.engine.spec.supports(used)
         if used and not supported:
