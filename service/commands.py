@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -143,18 +145,29 @@ def serve(host: str | None, port: int | None, model_path: Path | None, workers: 
         app = create_app(settings, engine=engine)
         uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, **limits)
         return
-    # Each worker process builds its own app from the environment.
+    # Each worker process builds its own app from the environment; their metrics meet in
+    # one directory so that a scrape, whichever worker answers, counts the whole service.
     engine.close()
     os.environ["LIVENESS_MODEL_PATH"] = str(settings.model_path)
-    uvicorn.run(
-        "service.api.app:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers,
-        log_config=None,
-        **limits,
-    )
+    from service.metrics import MULTIPROC_ENV
+
+    own_dir = None
+    if not os.environ.get(MULTIPROC_ENV):
+        own_dir = tempfile.mkdtemp(prefix="flexlive-metrics-")
+        os.environ[MULTIPROC_ENV] = own_dir
+    try:
+        uvicorn.run(
+            "service.api.app:app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            log_config=None,
+            **limits,
+        )
+    finally:
+        if own_dir is not None:
+            shutil.rmtree(own_dir, ignore_errors=True)
 
 
 def _crops(subset: tuple[str, ...], size: int, rng: np.random.Generator) -> FaceCrops:

@@ -2,9 +2,18 @@
 
 One :class:`Metrics` object per app, on its own registry, so several apps (tests, one
 process per worker) never collide and ``/metrics`` exposes exactly this service.
+
+With several worker processes (``liveness serve --workers N``) each worker counts in its
+own process, and a scrape lands on one of them: ``serve`` then points
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before the workers start, prometheus-client
+keeps every worker's values there, and ``/metrics`` answers with the whole service —
+counters and histograms summed, the in-progress gauges summed over live workers,
+``liveness_ready`` the minimum (1 only when every live worker is ready).
 """
 
 from __future__ import annotations
+
+import os
 
 from prometheus_client import (
     CollectorRegistry,
@@ -12,12 +21,21 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from service.engine import ModelInfo
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: Set (by ``liveness serve --workers N``) when several worker processes share the metrics.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    """The shared metrics directory when this process is one of several workers."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
 
 #: Latency buckets in seconds: sub-millisecond stages up to slow full-frame requests.
 LATENCY_BUCKETS = (
@@ -92,11 +110,13 @@ class Metrics:
             "liveness_in_flight_requests",
             "Liveness requests being analysed now.",
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.queued = Gauge(
             "liveness_queued_requests",
             "Liveness requests waiting for an analysis slot.",
             registry=r,
+            multiprocess_mode="livesum",
         )
         # Slow clients and overload (docs/security.md): what pushes the service shows here.
         self.shed = Counter(
@@ -136,12 +156,14 @@ class Metrics:
             "liveness_receiving_requests",
             "Requests whose body is being received now (no analysis slot held yet).",
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.model_info = Gauge(
             "liveness_model_info",
             "The loaded model (value 1), identified by its labels.",
             ["name", "version", "sha256", "providers"],
             registry=r,
+            multiprocess_mode="livemax",
         )
         # Several models by name (LIVENESS_MODELS) and hot reload (LIVENESS_MODEL_RELOAD_S).
         self.model_requests = Counter(
@@ -163,9 +185,13 @@ class Metrics:
             "served is older than its file), else 0.",
             ["model"],
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.ready = Gauge(
-            "liveness_ready", "1 when the model is loaded and warmed, else 0.", registry=r
+            "liveness_ready",
+            "1 when the model is loaded and warmed, else 0.",
+            registry=r,
+            multiprocess_mode="livemin",
         )
         # API keys and the deployment policy (key *names* as labels, never keys).
         self.auth_failures = Counter(
@@ -210,4 +236,16 @@ class Metrics:
         ).set(1)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        """The text a scrape gets: this app's registry, or every worker's values when
+        several worker processes share a metrics directory."""
+        if multiprocess_dir() is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)
+        return generate_latest(merged)
+
+
+def worker_exited(pid: int) -> None:
+    """Drop a stopped worker's live gauges from the shared directory (no-op otherwise)."""
+    if multiprocess_dir() is not None:
+        multiprocess.mark_process_dead(pid)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -27,7 +28,7 @@ from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.api.problems import install_problem_handlers
 from service.api.routes import router
 from service.engine import InferenceEngine, ModelLoadError
-from service.metrics import Metrics
+from service.metrics import Metrics, worker_exited
 from service.model_registry import RELOAD_RESTORED, ModelRegistry, ServedModel
 from service.pipeline import LivenessPipeline
 from service.policy import ModalityPolicy
@@ -138,6 +139,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
         state.ready = False
         state.metrics.ready.set(0)
+        worker_exited(os.getpid())
         registry.close()
 
 
