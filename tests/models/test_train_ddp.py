@@ -4,7 +4,6 @@ by torchrun train one model and end with identical weights, which rank 0 saves."
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,14 +13,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from models.train import load_checkpoint, weights_digest  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_two_ranks_end_with_identical_weights(tmp_path: Path) -> None:
@@ -32,7 +26,7 @@ def test_two_ranks_end_with_identical_weights(tmp_path: Path) -> None:
     out = tmp_path / "run"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+        "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
         "-m", "service.cli", "train", "--data", str(data), "--protocol", "intra",
         "--epochs", "2", "--batch-size", "4", "--threads", "1", "--out", str(out),
     ]  # fmt: skip

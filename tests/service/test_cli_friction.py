@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 import service.extras
 from service.cli import main
+from tests.ports import free_port
 
 
 def _one_line_error(res: Any, *needles: str) -> str:
@@ -151,12 +152,6 @@ def restore_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _serve_capturing(
     monkeypatch: pytest.MonkeyPatch, args: list[str], model: Path
 ) -> dict[str, Any]:
@@ -170,7 +165,7 @@ def _serve_capturing(
         seen["settings"] = app.state.settings
 
     monkeypatch.setattr(uvicorn, "run", fake_run)
-    port = str(_free_port())
+    port = str(free_port())
     res = CliRunner().invoke(main, [*args, "serve", "--port", port, "--model", str(model)])
     assert res.exit_code == 0, res.output
     return seen

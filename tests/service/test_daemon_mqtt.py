@@ -38,6 +38,7 @@ mqtt = pytest.importorskip(
     "paho.mqtt.client", reason="paho-mqtt is not installed: pip install -e '.[mqtt]'"
 )
 from service.daemon.mqtt import MqttConfig, MqttOutput, parse_mqtt_uri  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 MOSQUITTO = shutil.which("mosquitto") or (
@@ -51,10 +52,6 @@ needs_broker = pytest.mark.skipif(
 
 
 # -- a broker and a subscriber ----------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

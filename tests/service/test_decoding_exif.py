@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import struct
 import subprocess
 import sys
@@ -28,6 +27,8 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 #: a held-out congressional portrait (public domain, synth/assets/SOURCE.md)
@@ -65,15 +66,9 @@ def zeroed_inside(data: bytes, n: int = 2000) -> bytes:
     return data[:mid] + b"\x00" * n + data[mid + n :]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(test_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    port = _free_port()
+    port = free_port()
     err_path = tmp_path_factory.mktemp("exif") / "serve.stderr"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("LIVENESS_")},

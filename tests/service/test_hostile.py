@@ -13,7 +13,6 @@ import base64
 import io
 import os
 import pickle
-import socket
 import struct
 import subprocess
 import sys
@@ -28,6 +27,8 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+
+from tests.ports import free_port
 
 MAX_PIXELS = 512 * 512
 MAX_UPLOAD = 2 * 1024 * 1024
@@ -337,12 +338,6 @@ def corpus(marker: Path) -> list[Hostile]:
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -352,7 +347,7 @@ def _peak_rss_mib(pid: int) -> float:
 
 @pytest.fixture(scope="module")
 def server(test_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("hostile") / "serve.log"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("LIVENESS_")},

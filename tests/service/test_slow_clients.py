@@ -30,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.api import create_app
 from service.settings import Settings
+from tests.ports import free_port
 
 BOUNDARY = "flexliveboundary"
 
@@ -216,16 +217,10 @@ def test_client_disconnect_mid_body_is_no_server_error(
     assert r.status_code == 200  # and the server is fine
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_sigterm_drains_with_a_deadline_while_an_upload_is_incomplete(
     test_model_path: Path, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("LIVENESS_")},
         "LIVENESS_BODY_TIMEOUT_S": "300",  # the upload would outlive any patience
