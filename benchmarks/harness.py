@@ -36,7 +36,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -240,20 +239,16 @@ def _free_port() -> int:
 
 
 def multipart_body(files: dict[str, bytes]) -> tuple[bytes, str]:
-    """The frame as one ``multipart/form-data`` body, encoded once (the load generator then
-    costs the shared cores what ``wrk`` would: a send and a read per request)."""
-    boundary = f"flexlive-bench-{uuid.uuid4().hex}"
-    parts = []
-    for k, v in files.items():
-        name = f"{k}.{'jpg' if k == 'rgb' else 'png'}"
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"; filename="{name}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        )
-        parts.append(head.encode() + v + b"\r\n")
-    field = f'--{boundary}\r\nContent-Disposition: form-data; name="depth_scale"\r\n\r\n0.001\r\n'
-    parts.append(field.encode() + f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+    """The frame as one ``multipart/form-data`` body (httpx encodes it), built once: the
+    load generator then costs the shared cores what ``wrk`` would, a send and a read per
+    request. Returns the body and its Content-Type."""
+    import httpx
+
+    upload = {k: (f"{k}.{'jpg' if k == 'rgb' else 'png'}", v) for k, v in files.items()}
+    req = httpx.Request(
+        "POST", "http://bench/liveness", files=upload, data={"depth_scale": "0.001"}
+    )
+    return req.read(), req.headers["Content-Type"]
 
 
 @contextmanager
@@ -285,13 +280,15 @@ def served(model: Path, files: dict[str, bytes], workers: int = 1) -> Iterator[C
 
     try:
         for _ in range(600):
+            ready = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             try:
-                ready = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
                 ready.request("GET", "/readyz")
                 if ready.getresponse().status == 200:
                     break
             except OSError:
                 pass
+            finally:
+                ready.close()
             if proc.poll() is not None:
                 assert proc.stderr is not None
                 raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-500:]}")
