@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from models.crop import FACE_SCALE, face_ellipse_mask
-from models.datasets.crops import Augment, CropCache, ModalityDropout
+from models.datasets.crops import Augment, CropCache, ModalityDropout, protocol_path
 from models.datasets.torch_dataset import PadDataset
 from models.metrics import eer
 from models.nets import create_model
@@ -216,6 +216,15 @@ def _to(b: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Ten
     return {k: v.to(device, non_blocking=True) for k, v in b.items()}
 
 
+def _dev_crops(cfg: TrainConfig, kw: dict[str, Any]) -> CropCache | None:
+    """The dev split, or None when its list is empty (a training-only dataset)."""
+    path = protocol_path(cfg.data, cfg.protocol, "dev")
+    if path.is_file() and not path.read_text().strip():
+        log.warning("%s is empty: no dev EER per epoch", path)
+        return None
+    return CropCache.from_protocol(cfg.data, cfg.protocol, "dev", **kw)
+
+
 @torch.no_grad()
 def predict(
     net: FlexModalNet, loader: DataLoader, device: torch.device | None = None
@@ -244,7 +253,7 @@ def train(cfg: TrainConfig) -> Path:
     spec = base_spec(net, cfg.depth_range_mm)
     kw = {"depth_encoding": cfg.depth_encoding, "depth_range_mm": cfg.depth_range_mm}
     train_crops = CropCache.from_protocol(cfg.data, cfg.protocol, "train", **kw)
-    dev_crops = CropCache.from_protocol(cfg.data, cfg.protocol, "dev", **kw)
+    dev_crops = _dev_crops(cfg, kw)
     subset = parse_subset(cfg.subset) if cfg.subset else None
     dropout = (
         None
@@ -254,7 +263,6 @@ def train(cfg: TrainConfig) -> Path:
     train_ds = PadDataset(
         train_crops, spec, Augment() if cfg.augment else None, dropout, subset, cfg.seed
     )
-    dev_ds = PadDataset(dev_crops, spec, subset=subset or MODALITIES)
     train_loader = make_loader(train_ds, cfg, shuffle=True, dist=dist)
     model: torch.nn.Module = net
     if dist.world > 1:
@@ -263,7 +271,8 @@ def train(cfg: TrainConfig) -> Path:
         model = DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None
         )
-    dev_loader = make_loader(dev_ds, cfg, shuffle=False)
+    dev_ds = None if dev_crops is None else PadDataset(dev_crops, spec, subset=subset or MODALITIES)
+    dev_loader = None if dev_ds is None else make_loader(dev_ds, cfg, shuffle=False)
 
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
@@ -288,7 +297,7 @@ def train(cfg: TrainConfig) -> Path:
         cfg.model,
         sum(p.numel() for p in net.parameters()),
         len(train_ds),
-        len(dev_ds),
+        0 if dev_ds is None else len(dev_ds),
         total,
     )
     history: list[dict[str, float]] = []
@@ -337,17 +346,20 @@ def train(cfg: TrainConfig) -> Path:
             if step >= total:
                 break
         bar.close()
-        dev_scores = predict(net, dev_loader, device)
-        dev_eer = eer(dev_scores, dev_crops.labels)[0] if len(set(dev_crops.labels)) > 1 else 0.0
+        # A training-only dataset (``synth benchmark --split train``) has no dev split:
+        # the history then records no dev EER; export calibrates on another dataset's dev.
+        dev_eer: float | None = None
+        if dev_loader is not None and dev_crops is not None and len(set(dev_crops.labels)) > 1:
+            dev_eer = float(eer(predict(net, dev_loader, device), dev_crops.labels)[0])
         history.append(
             {"epoch": epoch + 1, "loss": float(np.mean(losses)), "dev_eer": dev_eer, "steps": step}
         )
         log.info(
-            "epoch %d: loss %.4f, dev EER (%s) %.4f",
+            "epoch %d: loss %.4f, dev EER (%s) %s",
             epoch + 1,
             history[-1]["loss"],
             "+".join(subset or MODALITIES),
-            dev_eer,
+            "n/a (no dev split)" if dev_eer is None else f"{dev_eer:.4f}",
         )
         if not dist.main:
             continue

@@ -464,3 +464,19 @@ def test_benchmark_renders_only_the_splits_asked(tmp_path: Path) -> None:
     assert len((combined / "test.txt").read_text().splitlines()) == len(expected)
     with pytest.raises(ValueError, match="splits"):
         generate_benchmark(tmp_path / "x", scale="tiny", progress=False, splits=("nope",))
+
+
+def test_each_scale_contains_the_smaller_ones() -> None:
+    """A model trained on ``large``'s train split never sees ``standard``'s dev or test
+    samples: the same index is the same sample (id, seed, split) at every scale."""
+    from synth.benchmark import SCALES, plan
+
+    by_scale = {scale: {s.id: s for s in plan(scale, 0)} for scale in SCALES}
+    ordered = sorted(SCALES, key=lambda k: SCALES[k])
+    for small, big in zip(ordered, ordered[1:]):
+        assert len(by_scale[big]) > len(by_scale[small])
+        for sid, spec in by_scale[small].items():
+            assert by_scale[big][sid] == spec
+    large_train = {sid for sid, s in by_scale["large"].items() if s.split == "train"}
+    held_out = {sid for sid, s in by_scale["standard"].items() if s.split != "train"}
+    assert large_train and not large_train & held_out

@@ -95,3 +95,18 @@ def test_the_registered_ensemble_trains_and_its_checkpoint_rebuilds_it(
     assert all(torch.equal(saved[k], v) for k, v in net.state_dict().items())
     history = torch.load(path, weights_only=False)["history"]
     assert history and all(torch.isfinite(torch.tensor([h["loss"] for h in history])))
+
+
+def test_a_dataset_without_dev_split_trains(toy: Path, tmp_path: Path) -> None:
+    """``synth benchmark --split train`` writes an empty dev list: training still runs and
+    the history says there was no dev EER (not a made-up 0.0)."""
+    import shutil
+
+    data = tmp_path / "train-only"
+    shutil.copytree(toy, data)
+    for dev in (data / "protocols").rglob("dev.txt"):
+        dev.write_text("")
+    _, ckpt = load_checkpoint(train(_cfg(data, tmp_path / "run", epochs=1)))
+    assert [h["dev_eer"] for h in ckpt["history"]] == [None]
+    _, with_dev = load_checkpoint(train(_cfg(toy, tmp_path / "run2", epochs=1)))
+    assert 0.0 <= with_dev["history"][0]["dev_eer"] <= 1.0
