@@ -3,17 +3,20 @@
 The held-out people of the synthetic benchmark (``synth/assets/faces.csv`` split
 ``holdout``: 24 official congressional portraits and the two public-domain portraits from
 matplotlib and scikit-image) are never rendered by the generator. Each photograph is sent
-to ``POST /liveness`` as a full frame (the face stage detects and aligns), twice:
+to ``POST /liveness`` as a full frame (the face stage detects and aligns), by default
+twice:
 
 - RGB only, exactly the photograph's bytes;
 - RGB + depth + IR, with a registered live depth map and NIR image rendered on the
-  photograph's own pixel grid from its fitted face mesh (``synth.realcheck``) at 0.6 m.
+  photograph's own pixel grid from its fitted face mesh (``synth.realcheck``) at 0.6 m;
+- with ``--mode``, any subset with colour (``rgb+depth``, ``rgb+ir`` too).
 
 Every face of a live person should be ``live``, or ``uncertain`` with a reason, and never
 ``spoof``. The app is the real FastAPI app with the real model and codecs, driven in
 process.
 
     python benchmarks/real_photos.py [--model models/default/flexlive-lite.onnx] [--json out.json]
+        [--mode rgb --mode rgb+depth --mode rgb+ir --mode rgb+depth+ir]
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from models import DEFAULT_MODEL_PATH  # noqa: E402
 from synth.realcheck import holdout_photos, live_depth_ir  # noqa: E402
 
 MODES = ("rgb", "rgb+depth+ir")
+#: Every modality subset with colour (``--mode``); the default is MODES.
+ALL_MODES = ("rgb", "rgb+depth", "rgb+ir", "rgb+depth+ir")
 
 
 def _png(img: Any) -> bytes:
@@ -43,7 +48,7 @@ def _png(img: Any) -> bytes:
     return buf.tobytes()
 
 
-def run(model: Path, distance_mm: float = 600.0) -> dict[str, Any]:
+def run(model: Path, distance_mm: float = 600.0, modes: tuple[str, ...] = MODES) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
     from service.api import create_app
@@ -59,10 +64,11 @@ def run(model: Path, distance_mm: float = 600.0) -> dict[str, Any]:
         for photo in holdout_photos():
             bgr = cv2.cvtColor(photo.rgb, cv2.COLOR_RGB2BGR)
             depth, ir = live_depth_ir(photo, distance_mm)
-            for mode in MODES:
+            for mode in modes:
                 files = {"rgb": ("rgb.jpg", cv2.imencode(".jpg", bgr)[1].tobytes())}
-                if mode != "rgb":
+                if "depth" in mode:
                     files["depth"] = ("depth.png", _png(depth))
+                if "ir" in mode.split("+"):
                     files["ir"] = ("ir.png", _png(ir))
                 r = client.post("/liveness", files=files, data={"depth_scale": "0.001"})
                 if r.status_code != 200:
@@ -84,7 +90,7 @@ def run(model: Path, distance_mm: float = 600.0) -> dict[str, Any]:
                 )
         info = client.get("/v1/models").json()
     summary = {
-        mode: dict(Counter(r["decision"] for r in rows if r["mode"] == mode)) for mode in MODES
+        mode: dict(Counter(r["decision"] for r in rows if r["mode"] == mode)) for mode in modes
     }
     return {
         "model": info.get("name", str(model)),
@@ -103,8 +109,7 @@ def markdown(result: dict[str, Any]) -> str:
         "| input | live | uncertain | spoof | no face |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for mode in MODES:
-        c = result["summary"][mode]
+    for mode, c in result["summary"].items():
         lines.append(
             f"| {mode} | {c.get('live', 0)} | {c.get('uncertain', 0)} | {c.get('spoof', 0)} "
             f"| {c.get('no_face', 0)} |"
@@ -122,8 +127,14 @@ def main() -> int:
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     ap.add_argument("--distance-mm", type=float, default=600.0)
     ap.add_argument("--json", type=Path, help="also write the per-photo rows here")
+    ap.add_argument(
+        "--mode",
+        action="append",
+        choices=ALL_MODES,
+        help=f"modality subset sent (repeatable; default: {' and '.join(MODES)})",
+    )
     args = ap.parse_args()
-    result = run(args.model, args.distance_mm)
+    result = run(args.model, args.distance_mm, tuple(args.mode or MODES))
     print(markdown(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

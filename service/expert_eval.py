@@ -28,7 +28,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,9 @@ class Row:
     item: str = ""
     #: Which detector found the face ("mtcnn", "mtcnn-ir", "depth").
     detector: str = ""
+    #: The network's score on the same face crops with colour removed, as the service
+    #: re-scores a colour-based spoof (rows that used colour and another modality).
+    without_colour: float | None = None
 
 
 @dataclass
@@ -150,7 +153,15 @@ class Scorer:
                 rgb_expert=expert,
                 reasons=reasons,
                 detector=staged.detector,
+                without_colour=self._without_colour(face.crops, used),
             )
+
+    def _without_colour(self, crops: Any, used: list[str]) -> float | None:
+        rest = [m for m in used if m != "rgb"]
+        if "rgb" not in used or not rest or not self.engine.spec.supports(rest):
+            return None
+        scored = self.engine.score([replace(crops, rgb=None)])[0]
+        return None if isinstance(scored, Exception) else scored.score
 
 
 def _restrict(bundle: FrameBundle, subset: tuple[str, ...]) -> FrameBundle:
@@ -333,20 +344,17 @@ def evaluate(
     op = spec.default_operating_point
     margin = spec.uncertain_margin
     sp = DEFAULT_SPOOF_POINT if DEFAULT_SPOOF_POINT in spec.operating_points else None
-    by_item = {(r.source, r.species, r.item, r.subset): r for r in rows}
 
     def without_colour(r: Row) -> str | None:
-        """The network's decision on the same item with colour absent (as the service
-        re-scores it), COLOUR_ONLY for a colour-only row, None when there is no such row."""
-        rest = [m for m in r.subset.split("+") if m != "rgb"]
+        """The network's decision on the same face crops with colour removed (as the
+        service re-scores them: ``LivenessPipeline._without_colour``), COLOUR_ONLY when
+        colour was the only modality used, None when there is no such score."""
+        rest = [m for m in r.used.split("+") if m and m != "rgb"]
         if not rest:
             return COLOUR_ONLY
-        other = by_item.get((r.source, r.species, r.item, subset_name(rest)))
-        if other is None or other.flexmodal is None or other.reasons:
+        if r.without_colour is None:
             return None
-        if other.used != other.subset:
-            return None
-        return decide_for_subset(spec, other.flexmodal, rest, op, margin, sp)
+        return decide_for_subset(spec, r.without_colour, rest, op, margin, sp)
 
     out: dict[str, Any] = {}
     for subset in SUBSETS:

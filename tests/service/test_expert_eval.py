@@ -43,6 +43,11 @@ def test_rows_carry_both_components_only_when_colour_is_used(scorer: Scorer) -> 
             continue
         assert 0.0 <= r.flexmodal <= 1.0
         assert (r.rgb_expert is not None) == ("rgb" in r.used), r
+        # the colour-free score of the same crops, as the service re-scores a colour spoof
+        assert (r.without_colour is not None) == ("rgb" in r.used and r.used != "rgb"), r
+    by_used = {r.used: r for r in rows if r.flexmodal is not None}
+    full = by_used["rgb+depth+ir"]
+    assert full.without_colour is not None and full.without_colour != full.flexmodal
 
 
 def _rows(rng: np.random.Generator, n: int, flex_sep: float, expert_sep: float) -> list[Row]:
@@ -107,13 +112,16 @@ def test_eval_vetoes_only_spoofs_that_rest_on_colour(scorer: Scorer) -> None:
     """The 'vetoed' rows decide as the service does: a real person the network calls
     spoof with rgb+depth+ir, whom depth+IR alone do not accuse and the expert calls live,
     is uncertain; an attack that depth+IR alone call spoof stays spoof whatever the
-    expert says; the flexmodal rows are unchanged."""
+    expert says; the flexmodal rows are unchanged. "Alone" is the same face's crops
+    re-scored without colour (the row's ``without_colour``), not another detection: a
+    depth+IR row of the same item that found no face must not change the answer."""
     spec = scorer.engine.spec
+    full = "rgb+depth+ir"
     rows = [
-        Row("real", "bona_fide", 1, "rgb+depth+ir", "rgb+depth+ir", 0.01, 0.9, item="a"),
-        Row("real", "bona_fide", 1, "depth+ir", "depth+ir", 0.95, None, item="a"),
-        Row("real_attack", "print_flat", 0, "rgb+depth+ir", "rgb+depth+ir", 0.01, 0.9, item="a"),
-        Row("real_attack", "print_flat", 0, "depth+ir", "depth+ir", 0.001, None, item="a"),
+        Row("real", "bona_fide", 1, full, full, 0.01, 0.9, item="a", without_colour=0.95),
+        Row("real", "bona_fide", 1, "depth+ir", "", None, None, ["no_face"], item="a"),
+        Row("real_attack", "print_flat", 0, full, full, 0.01, 0.9, item="a", without_colour=0.001),
+        Row("real_attack", "print_flat", 0, "depth+ir", "depth+ir", 0.95, None, item="a"),
     ]
     report = evaluate(rows, spec, None)["rgb+depth+ir"]
     assert report["flexmodal"]["real"] == {"spoof": 1}
