@@ -63,7 +63,8 @@ def test_bundled_config_matches_the_model_card_recipe() -> None:
     cfg = TrainConfig.from_yaml(ROOT / "configs" / "flexlive-lite.yaml")
     card = (ROOT / "models" / "default" / "card" / "commands.sh").read_text()
     assert cfg.protocol == "combined" and f"--epochs {cfg.epochs}" in card
-    assert cfg.data == "data/synth/standard" and "DATA=data/synth/standard" in card
+    assert cfg.data == "data/synth/large-train" and f"--data {cfg.data}" in card
+    assert "DATA=data/synth/standard" in card  # calibrated and tested on standard
 
 
 def test_unknown_and_missing_keys_are_named(tmp_path: Path) -> None:
