@@ -473,7 +473,7 @@ def test_each_scale_contains_the_smaller_ones() -> None:
 
     by_scale = {scale: {s.id: s for s in plan(scale, 0)} for scale in SCALES}
     ordered = sorted(SCALES, key=lambda k: SCALES[k])
-    for small, big in zip(ordered, ordered[1:]):
+    for small, big in zip(ordered[:-1], ordered[1:], strict=True):
         assert len(by_scale[big]) > len(by_scale[small])
         for sid, spec in by_scale[small].items():
             assert by_scale[big][sid] == spec
