@@ -300,7 +300,7 @@ def train(cfg: TrainConfig) -> Path:
         0 if dev_ds is None else len(dev_ds),
         total,
     )
-    history: list[dict[str, float]] = []
+    history: list[dict[str, float | None]] = []
     step, t0, first_epoch = 0, time.perf_counter(), 0
     state_path = out / "last.pt"
     if cfg.resume and state_path.is_file():

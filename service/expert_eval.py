@@ -445,7 +445,15 @@ def save_rows(rows: list[Row], path: Path) -> None:
 
 
 def load_rows(path: Path) -> list[Row]:
-    return [Row(**r) for r in json.loads(path.read_text())]
+    records = json.loads(path.read_text())
+    if any("without_colour" not in r for r in records):
+        # a cache written before the colour-free re-score existed would silently skip
+        # every veto with depth or IR: collect again instead
+        raise click.ClickException(
+            f"{path}: rows written by an older FlexLive (no 'without_colour' score); "
+            "delete the file or pass another --rows path to collect them again"
+        )
+    return [Row(**r) for r in records]
 
 
 def cached_rows(

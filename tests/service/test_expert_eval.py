@@ -3,15 +3,27 @@ writing the fusion into a model's metadata."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from models import DEFAULT_MODEL_PATH
 from service.engine import InferenceEngine
-from service.expert_eval import Row, Scorer, _restricter, evaluate, expert, fit, write_fusion
+from service.expert_eval import (
+    Row,
+    Scorer,
+    _restricter,
+    evaluate,
+    expert,
+    fit,
+    load_rows,
+    save_rows,
+    write_fusion,
+)
 from synth import render_scene
 from synth.bundle import scene_to_bundle
 
@@ -147,3 +159,17 @@ def test_eval_vetoes_a_colour_only_spoof_the_expert_contradicts(scorer: Scorer) 
     assert report["vetoed"]["real"] == {"uncertain": 1}
     assert report["fused"]["real_attack"] == report["vetoed"]["real_attack"] == {"spoof": 1}
     assert evaluate(rows, spec, fusion, veto=1.0)["rgb"]["vetoed"]["real"] == {"spoof": 1}
+
+
+def test_an_old_rows_cache_is_refused_not_silently_unvetoed(tmp_path: Path) -> None:
+    """Rows cached before the colour-free re-score would skip every depth/IR veto."""
+    row = Row("real", "bona_fide", 1, "rgb+depth", "rgb+depth", 0.2, 0.9, without_colour=0.8)
+    fresh = tmp_path / "fresh.json"
+    save_rows([row], fresh)
+    assert load_rows(fresh) == [row]
+    old = tmp_path / "old.json"
+    record = json.loads(fresh.read_text())[0]
+    del record["without_colour"]
+    old.write_text(json.dumps([record]))
+    with pytest.raises(click.ClickException, match="older FlexLive"):
+        load_rows(old)
