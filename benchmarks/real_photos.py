@@ -66,7 +66,7 @@ def run(model: Path, distance_mm: float = 600.0, modes: tuple[str, ...] = MODES)
             depth, ir = live_depth_ir(photo, distance_mm)
             for mode in modes:
                 files = {"rgb": ("rgb.jpg", cv2.imencode(".jpg", bgr)[1].tobytes())}
-                if "depth" in mode:
+                if "depth" in mode.split("+"):
                     files["depth"] = ("depth.png", _png(depth))
                 if "ir" in mode.split("+"):
                     files["ir"] = ("ir.png", _png(ir))

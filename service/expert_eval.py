@@ -28,7 +28,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ from service.pipeline import (
     decide,
     decide_for_subset,
     expert_vetoes,
+    score_without_colour,
 )
 
 log = logging.getLogger(__name__)
@@ -153,15 +154,8 @@ class Scorer:
                 rgb_expert=expert,
                 reasons=reasons,
                 detector=staged.detector,
-                without_colour=self._without_colour(face.crops, used),
+                without_colour=score_without_colour(self.engine, face.crops, used),
             )
-
-    def _without_colour(self, crops: Any, used: list[str]) -> float | None:
-        rest = [m for m in used if m != "rgb"]
-        if "rgb" not in used or not rest or not self.engine.spec.supports(rest):
-            return None
-        scored = self.engine.score([replace(crops, rgb=None)])[0]
-        return None if isinstance(scored, Exception) else scored.score
 
 
 def _restrict(bundle: FrameBundle, subset: tuple[str, ...]) -> FrameBundle:
@@ -347,7 +341,7 @@ def evaluate(
 
     def without_colour(r: Row) -> str | None:
         """The network's decision on the same face crops with colour removed (as the
-        service re-scores them: ``LivenessPipeline._without_colour``), COLOUR_ONLY when
+        service re-scores them: :func:`service.pipeline.score_without_colour`), COLOUR_ONLY when
         colour was the only modality used, None when there is no such score."""
         rest = [m for m in r.used.split("+") if m and m != "rgb"]
         if not rest:

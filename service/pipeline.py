@@ -176,6 +176,18 @@ def expert_vetoes(
     return alone is not None and alone != "spoof"
 
 
+def score_without_colour(engine: InferenceEngine, crops: Any, used: list[str]) -> float | None:
+    """The model's score on ``crops`` with colour removed: how the same face scores on
+    depth and/or IR alone. None unless colour was used together with another modality the
+    model supports without colour, or when scoring fails. The service's colour-free check
+    (:func:`expert_vetoes`) and ``liveness expert eval`` both use it."""
+    rest = [m for m in used if m != "rgb"]
+    if "rgb" not in used or not rest or not engine.spec.supports(rest):
+        return None
+    scored = engine.score([replace(crops, rgb=None)])[0]
+    return None if isinstance(scored, Exception) else scored.score
+
+
 def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000.0, 3)
 
@@ -276,18 +288,16 @@ class LivenessPipeline:
         """The decision on ``crops`` scored without colour; :data:`COLOUR_ONLY` when colour
         was the only modality used; None when colour was not used, the model lacks the
         colour-free subset, or scoring fails."""
-        rest = [m for m in used if m != "rgb"]
         if "rgb" not in used:
             return None
+        rest = [m for m in used if m != "rgb"]
         if not rest:
             return COLOUR_ONLY
-        if not self.engine.spec.supports(rest):
-            return None
-        scored = self.engine.score([replace(crops, rgb=None)])[0]
-        if isinstance(scored, Exception):
+        score = score_without_colour(self.engine, crops, used)
+        if score is None:
             return None
         return decide_for_subset(
-            self.engine.spec, scored.score, rest, op, self.uncertain_margin,
+            self.engine.spec, score, rest, op, self.uncertain_margin,
             self.spoof_operating_point,
         )  # fmt: skip
 
