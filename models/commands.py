@@ -81,6 +81,19 @@ from models.cli_options import renamed_option
 )
 @click.option("--no-amp", is_flag=True, help="On a GPU, train in fp32 instead of bf16 autocast.")
 @click.option("--max-steps", default=None, type=int, help="Stop after this many steps.")
+@click.option(
+    "--init",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Start from this checkpoint.pt's weights (fine-tune a trained network on new data).",
+)
+@click.option(
+    "--species-weight",
+    "species_weights",
+    multiple=True,
+    help="Oversample a species, SPECIES=WEIGHT (e.g. mask_silicone=3; bona_fide for live "
+    "faces; others weigh 1). Repeatable.",
+)
 @click.option("--out", default="runs/flexlive-lite", show_default=True, type=click.Path())
 @click.option(
     "--config",
@@ -124,6 +137,17 @@ def train(ctx: click.Context, **kw: object) -> None:
             model_overrides[key] = value
     if kw["fusion"]:
         model_overrides["fusion"] = kw["fusion"]
+    species_weight: dict[str, float] = {}
+    for item in kw["species_weights"]:  # type: ignore[attr-defined]
+        key, sep, value = str(item).partition("=")
+        try:
+            species_weight[key] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not key:
+            raise click.BadParameter(
+                f"expected SPECIES=WEIGHT, got {item!r}", param_hint="--species-weight"
+            )
     # CLI option → TrainConfig field
     values: dict[str, object] = {
         "data": kw["data"],
@@ -148,12 +172,15 @@ def train(ctx: click.Context, **kw: object) -> None:
         "resume": kw["resume"],
         "device": kw["device"],
         "amp": not kw["no_amp"],
+        "init": kw["init"],
+        "species_weight": species_weight,
     }
     source = {
         "model": "model_name",
         "augment": "no_augment",
         "num_workers": "workers",
         "amp": "no_amp",
+        "species_weight": "species_weights",
     }
     try:
         if config_file is None:

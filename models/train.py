@@ -77,6 +77,12 @@ class TrainConfig:
     resume: bool = False  # continue from OUT/last.pt when it exists
     device: str = "auto"  # "auto" (cuda when torch sees a GPU), "cpu", "cuda"
     amp: bool = True  # on a GPU: bf16 autocast (mixed precision); no effect on the CPU
+    #: Start from this checkpoint's weights (fine-tuning, e.g. the bundled model's networks
+    #: on your own data); its network must be the one ``model``/``model_overrides`` build.
+    init: str | None = None
+    #: Sampling weight per species (``bona_fide`` for live faces; unnamed species weigh 1):
+    #: an epoch draws ``len(train)`` samples with replacement in these proportions.
+    species_weight: dict[str, float] = field(default_factory=dict)
 
     #: Fields that change how a run executes, not what it computes: a resumed run may
     #: differ from the one it continues in these.
@@ -125,20 +131,44 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def sample_weights(species: list[str], weights: dict[str, float]) -> torch.Tensor:
+    """Per-sample drawing weights from per-species ones; a species the data lacks, or a
+    weight that is not a positive number, is refused by name."""
+    unknown = sorted(set(weights) - set(species))
+    if unknown:
+        raise SetupError(
+            f"species_weight names {unknown}, not in the training data "
+            f"(it has {sorted(set(species))})"
+        )
+    bad = {k: v for k, v in weights.items() if not (isinstance(v, int | float) and v > 0)}
+    if bad:
+        raise SetupError(f"species_weight must be positive numbers, got {bad}")
+    return torch.tensor([float(weights.get(s, 1.0)) for s in species], dtype=torch.double)
+
+
 def make_loader(
     ds: PadDataset, cfg: TrainConfig, shuffle: bool, dist: Distributed | None = None
 ) -> DataLoader:
     g = torch.Generator()
     g.manual_seed(cfg.seed)
-    sampler = None
-    if shuffle and dist is not None and dist.world > 1:
+    sampler: torch.utils.data.Sampler[int] | None = None
+    if shuffle and cfg.species_weight:
+        if dist is not None and dist.world > 1:
+            raise SetupError("species_weight is not supported with several processes (torchrun)")
+        sampler = torch.utils.data.WeightedRandomSampler(
+            sample_weights(ds.crops.species, cfg.species_weight),
+            num_samples=len(ds),
+            replacement=True,
+            generator=g,
+        )
+    elif shuffle and dist is not None and dist.world > 1:
         from torch.utils.data.distributed import DistributedSampler
 
         sampler = DistributedSampler(
             ds, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=cfg.seed,
             drop_last=True,
         )  # fmt: skip
-    share = len(sampler) if sampler is not None else len(ds)  # this rank's samples
+    share = len(sampler) if sampler is not None else len(ds)  # type: ignore[arg-type]  # this rank's
     return DataLoader(
         ds,
         batch_size=cfg.batch_size,
@@ -216,6 +246,23 @@ def _to(b: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Ten
     return {k: v.to(device, non_blocking=True) for k, v in b.items()}
 
 
+def _init_from(net: FlexModalNet, cfg: TrainConfig) -> None:
+    """Load ``cfg.init``'s weights into ``net``; another network is refused by name."""
+    path = Path(cfg.init or "")
+    if not path.is_file():
+        raise SetupError(f"init: no checkpoint at {path}")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "model" not in ckpt:
+        raise SetupError(f"init: {path} is not a checkpoint.pt written by liveness train")
+    if ckpt["model"] != net.config():
+        raise SetupError(
+            f"init: {path} holds {ckpt['model']}, this run builds {net.config()}; "
+            "set model/model_overrides to match"
+        )
+    net.load_state_dict(ckpt["state_dict"])
+    log.info("starting from the weights of %s", path)
+
+
 def _dev_crops(cfg: TrainConfig, kw: dict[str, Any]) -> CropCache | None:
     """The dev split, or None when its list is empty (a training-only dataset)."""
     path = protocol_path(cfg.data, cfg.protocol, "dev")
@@ -248,6 +295,8 @@ def train(cfg: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device, dist)
     net = create_model(cfg.model, **cfg.model_overrides)  # same seed: same init on every rank
+    if cfg.init:
+        _init_from(net, cfg)
     net.to(device)
     amp = cfg.amp and device.type == "cuda"
     spec = base_spec(net, cfg.depth_range_mm)

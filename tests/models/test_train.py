@@ -110,3 +110,46 @@ def test_a_dataset_without_dev_split_trains(toy: Path, tmp_path: Path) -> None:
     assert [h["dev_eer"] for h in ckpt["history"]] == [None]
     _, with_dev = load_checkpoint(train(_cfg(toy, tmp_path / "run2", epochs=1)))
     assert 0.0 <= with_dev["history"][0]["dev_eer"] <= 1.0
+
+
+def test_init_starts_from_a_checkpoints_weights(toy: Path, tmp_path: Path) -> None:
+    """``init`` loads a previous run's weights (fine-tuning); a run of zero steps then ends
+    exactly where it started, and a different network is refused by name."""
+    from models.train import SetupError
+
+    first = train(_cfg(toy, tmp_path / "a", epochs=1, max_steps=3))
+    saved = torch.load(first, weights_only=False)["state_dict"]
+    path = train(_cfg(toy, tmp_path / "b", init=str(first), max_steps=0, seed=7))
+    again = torch.load(path, weights_only=False)["state_dict"]
+    assert all(torch.equal(saved[k], again[k]) for k in saved)
+    fresh = torch.load(train(_cfg(toy, tmp_path / "c", max_steps=0, seed=7)), weights_only=False)
+    assert not all(torch.equal(saved[k], fresh["state_dict"][k]) for k in saved)
+    with pytest.raises(SetupError, match="widths"):
+        train(_cfg(toy, tmp_path / "d", init=str(first), model_overrides={"widths": [8, 16, 32]}))
+    with pytest.raises(SetupError, match="no checkpoint"):
+        train(_cfg(toy, tmp_path / "e", init=str(tmp_path / "missing.pt")))
+
+
+def test_species_weight_draws_species_in_proportion(toy: Path) -> None:
+    """``species_weight`` oversamples named species: with replay weighted 4, an epoch holds
+    about four replays per print; an unknown species or a non-positive weight is refused."""
+    from models.datasets.crops import CropCache
+    from models.datasets.protocol import BONA_FIDE
+    from models.datasets.torch_dataset import PadDataset
+    from models.spec import PreprocessSpec
+    from models.train import SetupError, make_loader
+
+    crops = CropCache.from_protocol(toy, "intra", "train")
+    ds = PadDataset(crops, PreprocessSpec(input_size=112))
+    cfg = _cfg(toy, toy / "unused", species_weight={"replay": 4.0}, batch_size=8)
+    sampler = make_loader(ds, cfg, shuffle=True).sampler
+    drawn = [crops.species[i] for _ in range(40) for i in sampler]
+    n = {s: drawn.count(s) for s in (BONA_FIDE, "print", "replay")}
+    assert 3.0 < n["replay"] / n["print"] < 5.0
+    assert 1.5 < n["replay"] / n[BONA_FIDE] < 2.5  # half the toy set is bona fide
+    unweighted = make_loader(ds, _cfg(toy, toy / "unused"), shuffle=True).sampler
+    assert sorted(unweighted) == list(range(len(ds)))  # a plain shuffle: each sample once
+    with pytest.raises(SetupError, match="silicone"):
+        make_loader(ds, _cfg(toy, toy / "u", species_weight={"silicone": 2.0}), shuffle=True)
+    with pytest.raises(SetupError, match="positive"):
+        make_loader(ds, _cfg(toy, toy / "u", species_weight={"print": 0}), shuffle=True)

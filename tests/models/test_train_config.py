@@ -98,6 +98,29 @@ def test_cli_options_override_the_config_file(tiny: Path, tmp_path: Path) -> Non
     assert res.exit_code == 1 and "bogus" in res.output and "Traceback" not in res.output
 
 
+def test_fine_tuning_options_reach_the_run(tiny: Path, tmp_path: Path) -> None:
+    """``--init`` and ``--species-weight`` land in the run's config; a malformed weight or a
+    species the data lacks is one readable line, not a traceback."""
+    from service.cli import main
+
+    base = ["train", "--data", str(tiny), "--protocol", "intra", "--batch-size", "8",
+            "--threads", "1"]  # fmt: skip
+    first = tmp_path / "a"
+    res = CliRunner().invoke(main, [*base, "--max-steps", "1", "--out", str(first)])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "b"
+    args = [*base, "--max-steps", "1", "--out", str(out), "--init", str(first / "checkpoint.pt")]
+    res = CliRunner().invoke(main, [*args, "--species-weight", "bona_fide=2"])
+    assert res.exit_code == 0, res.output
+    written = json.loads((out / "config.json").read_text())
+    assert written["init"] == str(first / "checkpoint.pt")
+    assert written["species_weight"] == {"bona_fide": 2.0}
+    res = CliRunner().invoke(main, [*args, "--species-weight", "bona_fide"])
+    assert res.exit_code == 2 and "SPECIES=WEIGHT" in res.output
+    res = CliRunner().invoke(main, [*args, "--species-weight", "unicorn=2"])
+    assert res.exit_code == 1 and "unicorn" in res.output and "Traceback" not in res.output
+
+
 def _cfg(tiny: Path, out: Path, **kw: Any) -> TrainConfig:
     return TrainConfig(
         data=str(tiny), protocol="intra", out=str(out), epochs=2, batch_size=8, threads=1,
