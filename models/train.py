@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from models.crop import FACE_SCALE, face_ellipse_mask
 from models.datasets.crops import Augment, CropCache, ModalityDropout, protocol_path
-from models.datasets.torch_dataset import PadDataset
+from models.datasets.torch_dataset import PadDataset, RepeatAwareSampler
 from models.metrics import eer
 from models.nets import create_model
 from models.nets.base import FlexModalNet
@@ -155,11 +155,8 @@ def make_loader(
     if shuffle and cfg.species_weight:
         if dist is not None and dist.world > 1:
             raise SetupError("species_weight is not supported with several processes (torchrun)")
-        sampler = torch.utils.data.WeightedRandomSampler(
-            sample_weights(ds.crops.species, cfg.species_weight),
-            num_samples=len(ds),
-            replacement=True,
-            generator=g,
+        sampler = RepeatAwareSampler(
+            sample_weights(ds.crops.species, cfg.species_weight), len(ds), g
         )
     elif shuffle and dist is not None and dist.world > 1:
         from torch.utils.data.distributed import DistributedSampler

@@ -7,6 +7,8 @@ reproducible whatever the number of loader workers.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -43,7 +45,11 @@ class PadDataset(Dataset):
         return len(self.crops)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        """Sample ``i % len(self)``; ``i`` itself seeds its augmentation and dropout, so a
+        sampler that draws a sample twice in an epoch (:class:`RepeatAwareSampler`) asks
+        for ``i`` and ``i + len(self)`` and gets two different views of it."""
         rng = np.random.default_rng([self.seed, self.epoch, i])
+        i %= len(self.crops)
         c = self.crops[i]
         if self.subset is not None:
             c = restrict(c, self.subset)
@@ -55,3 +61,26 @@ class PadDataset(Dataset):
         item = {k: torch.from_numpy(arrays[k]) for k in (*MODALITIES, INPUT_PRESENT)}
         item["label"] = torch.tensor(float(self.crops.entries[i].label))
         return item
+
+
+class RepeatAwareSampler(torch.utils.data.Sampler[int]):
+    """Draws ``num_samples`` indices with replacement in proportion to ``weights``; the
+    k-th draw of sample ``i`` in an epoch is yielded as ``i + k · len(weights)`` so that
+    :class:`PadDataset` augments each repeat differently."""
+
+    def __init__(self, weights: torch.Tensor, num_samples: int, generator: torch.Generator) -> None:
+        self.weights = weights
+        self.num_samples = num_samples
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        n = len(self.weights)
+        drawn = torch.multinomial(self.weights, self.num_samples, True, generator=self.generator)
+        seen: dict[int, int] = {}
+        for i in drawn.tolist():
+            k = seen.get(i, 0)
+            seen[i] = k + 1
+            yield i + k * n

@@ -132,18 +132,25 @@ def test_init_starts_from_a_checkpoints_weights(toy: Path, tmp_path: Path) -> No
 
 def test_species_weight_draws_species_in_proportion(toy: Path) -> None:
     """``species_weight`` oversamples named species: with replay weighted 4, an epoch holds
-    about four replays per print; an unknown species or a non-positive weight is refused."""
-    from models.datasets.crops import CropCache
+    about four replays per print, a sample drawn twice is augmented twice (not copied); an
+    unknown species or a non-positive weight is refused."""
+    from models.datasets.crops import Augment, CropCache
     from models.datasets.protocol import BONA_FIDE
     from models.datasets.torch_dataset import PadDataset
     from models.spec import PreprocessSpec
     from models.train import SetupError, make_loader
 
     crops = CropCache.from_protocol(toy, "intra", "train")
-    ds = PadDataset(crops, PreprocessSpec(input_size=112))
+    ds = PadDataset(crops, PreprocessSpec(input_size=112), Augment())
     cfg = _cfg(toy, toy / "unused", species_weight={"replay": 4.0}, batch_size=8)
     sampler = make_loader(ds, cfg, shuffle=True).sampler
-    drawn = [crops.species[i] for _ in range(40) for i in sampler]
+    epoch = list(sampler)
+    assert len(epoch) == len(ds) and len(set(epoch)) == len(epoch)  # repeats get new ids
+    repeat = next(i for i in epoch if i >= len(ds))  # a sample drawn twice this epoch
+    first, again = ds[repeat % len(ds)], ds[repeat]
+    assert first["label"] == again["label"]
+    assert not torch.equal(first["rgb"], again["rgb"])  # augmented differently
+    drawn = [crops.species[i % len(ds)] for _ in range(40) for i in sampler]
     n = {s: drawn.count(s) for s in (BONA_FIDE, "print", "replay")}
     assert 3.0 < n["replay"] / n["print"] < 5.0
     assert 1.5 < n["replay"] / n[BONA_FIDE] < 2.5  # half the toy set is bona fide
