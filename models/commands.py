@@ -8,11 +8,35 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from models.cli_options import renamed_option
+
+
+def _json_or_text(value: str) -> object:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _pairs(items: object, option: str, form: str, convert: Callable[[str], Any]) -> dict[str, Any]:
+    """``NAME=VALUE`` arguments of a repeatable option as a mapping; a malformed one (no
+    ``=``, no name, or a value ``convert`` refuses) is a usage error naming the form."""
+    out: dict[str, Any] = {}
+    for item in items:  # type: ignore[attr-defined]
+        key, sep, value = str(item).partition("=")
+        try:
+            if not sep or not key:
+                raise ValueError(item)
+            out[key] = convert(value)
+        except ValueError:
+            raise click.BadParameter(f"expected {form}, got {item!r}", param_hint=option) from None
+    return out
 
 
 @click.command("train")
@@ -127,27 +151,10 @@ def train(ctx: click.Context, **kw: object) -> None:
     if config_file is None and not kw["data"]:
         raise click.UsageError("Missing option '--data' (or a --config file that names it).")
     model_overrides: dict[str, object] = {}
-    for item in kw["overrides"]:  # type: ignore[attr-defined]
-        key, sep, value = str(item).partition("=")
-        if not sep:
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--override")
-        try:
-            model_overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            model_overrides[key] = value
+    model_overrides.update(_pairs(kw["overrides"], "--override", "KEY=VALUE", _json_or_text))
     if kw["fusion"]:
         model_overrides["fusion"] = kw["fusion"]
-    species_weight: dict[str, float] = {}
-    for item in kw["species_weights"]:  # type: ignore[attr-defined]
-        key, sep, value = str(item).partition("=")
-        try:
-            species_weight[key] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or not key:
-            raise click.BadParameter(
-                f"expected SPECIES=WEIGHT, got {item!r}", param_hint="--species-weight"
-            )
+    species_weight = _pairs(kw["species_weights"], "--species-weight", "SPECIES=WEIGHT", float)
     # CLI option → TrainConfig field
     values: dict[str, object] = {
         "data": kw["data"],

@@ -115,8 +115,11 @@ def test_fine_tuning_options_reach_the_run(tiny: Path, tmp_path: Path) -> None:
     written = json.loads((out / "config.json").read_text())
     assert written["init"] == str(first / "checkpoint.pt")
     assert written["species_weight"] == {"bona_fide": 2.0}
-    res = CliRunner().invoke(main, [*args, "--species-weight", "bona_fide"])
-    assert res.exit_code == 2 and "SPECIES=WEIGHT" in res.output
+    for bad in ("bona_fide", "bona_fide=lots", "=2"):
+        res = CliRunner().invoke(main, [*args, "--species-weight", bad])
+        assert res.exit_code == 2 and "SPECIES=WEIGHT" in res.output, bad
+    res = CliRunner().invoke(main, [*args, "--override", "widths"])
+    assert res.exit_code == 2 and "KEY=VALUE" in res.output
     res = CliRunner().invoke(main, [*args, "--species-weight", "unicorn=2"])
     assert res.exit_code == 1 and "unicorn" in res.output and "Traceback" not in res.output
 
