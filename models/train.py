@@ -140,7 +140,11 @@ def sample_weights(species: list[str], weights: dict[str, float]) -> torch.Tenso
             f"species_weight names {unknown}, not in the training data "
             f"(it has {sorted(set(species))})"
         )
-    bad = {k: v for k, v in weights.items() if not (isinstance(v, int | float) and v > 0)}
+    bad = {
+        k: v
+        for k, v in weights.items()
+        if isinstance(v, bool) or not (isinstance(v, int | float) and v > 0)
+    }
     if bad:
         raise SetupError(f"species_weight must be positive numbers, got {bad}")
     return torch.tensor([float(weights.get(s, 1.0)) for s in species], dtype=torch.double)
@@ -165,7 +169,8 @@ def make_loader(
             ds, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=cfg.seed,
             drop_last=True,
         )  # fmt: skip
-    share = len(sampler) if sampler is not None else len(ds)  # type: ignore[arg-type]  # this rank's
+    # this rank's samples (a Sampler's __len__ is not in its type)
+    share = len(sampler) if sampler is not None else len(ds)  # type: ignore[arg-type]
     return DataLoader(
         ds,
         batch_size=cfg.batch_size,

@@ -160,3 +160,5 @@ def test_species_weight_draws_species_in_proportion(toy: Path) -> None:
         make_loader(ds, _cfg(toy, toy / "u", species_weight={"silicone": 2.0}), shuffle=True)
     with pytest.raises(SetupError, match="positive"):
         make_loader(ds, _cfg(toy, toy / "u", species_weight={"print": 0}), shuffle=True)
+    with pytest.raises(SetupError, match="positive"):  # YAML "yes" is a bool, not a weight
+        make_loader(ds, _cfg(toy, toy / "u", species_weight={"print": True}), shuffle=True)
