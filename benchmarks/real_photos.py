@@ -8,7 +8,9 @@ twice:
 
 - RGB only, exactly the photograph's bytes;
 - RGB + depth + IR, with a registered live depth map and NIR image rendered on the
-  photograph's own pixel grid from its fitted face mesh (``synth.realcheck``) at 0.6 m;
+  photograph's own pixel grid from its fitted face mesh (``synth.realcheck``) at 0.6 m,
+  the NIR drawn as the generator draws a live face (skin, glints on the corneas;
+  ``--no-glints`` leaves the glints out, as with closed or hidden eyes);
 - with ``--mode``, any subset with colour (``rgb+depth``, ``rgb+ir`` too).
 
 Every face of a live person should be ``live``, or ``uncertain`` with a reason, and never
@@ -16,7 +18,7 @@ Every face of a live person should be ``live``, or ``uncertain`` with a reason, 
 process.
 
     python benchmarks/real_photos.py [--model models/default/flexlive-lite.onnx] [--json out.json]
-        [--mode rgb --mode rgb+depth --mode rgb+ir --mode rgb+depth+ir]
+        [--mode rgb --mode rgb+depth --mode rgb+ir --mode rgb+depth+ir] [--no-glints]
 """
 
 from __future__ import annotations
@@ -48,7 +50,12 @@ def _png(img: Any) -> bytes:
     return buf.tobytes()
 
 
-def run(model: Path, distance_mm: float = 600.0, modes: tuple[str, ...] = MODES) -> dict[str, Any]:
+def run(
+    model: Path,
+    distance_mm: float = 600.0,
+    modes: tuple[str, ...] = MODES,
+    glints: bool = True,
+) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
     from service.api import create_app
@@ -63,7 +70,7 @@ def run(model: Path, distance_mm: float = 600.0, modes: tuple[str, ...] = MODES)
             time.sleep(0.05)
         for photo in holdout_photos():
             bgr = cv2.cvtColor(photo.rgb, cv2.COLOR_RGB2BGR)
-            depth, ir = live_depth_ir(photo, distance_mm)
+            depth, ir = live_depth_ir(photo, distance_mm, glints=glints)
             for mode in modes:
                 files = {"rgb": ("rgb.jpg", cv2.imencode(".jpg", bgr)[1].tobytes())}
                 if "depth" in mode.split("+"):
@@ -128,13 +135,19 @@ def main() -> int:
     ap.add_argument("--distance-mm", type=float, default=600.0)
     ap.add_argument("--json", type=Path, help="also write the per-photo rows here")
     ap.add_argument(
+        "--no-glints",
+        action="store_true",
+        help="render the NIR without corneal glints (eyes closed or hidden): how much the "
+        "IR branch leans on them",
+    )
+    ap.add_argument(
         "--mode",
         action="append",
         choices=ALL_MODES,
         help=f"modality subset sent (repeatable; default: {' and '.join(MODES)})",
     )
     args = ap.parse_args()
-    result = run(args.model, args.distance_mm, tuple(args.mode or MODES))
+    result = run(args.model, args.distance_mm, tuple(args.mode or MODES), not args.no_glints)
     print(markdown(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -92,6 +92,21 @@ def corneal_glints(
     return out
 
 
+def live_face_ir(
+    nir: np.ndarray, eyes: np.ndarray, rng: np.random.Generator, glints: bool = True
+) -> np.ndarray:
+    """NIR albedo of a live face with open eyes under the active illuminator: skin
+    (:func:`skin_ir`) and the emitter's glints on both corneas (``eyes``: 2×2 pixel
+    centres). The one definition of a live face in NIR, for the generator's heads and for
+    renders of real photographs (:mod:`synth.realcheck`). ``glints=False``: eyes closed or
+    hidden (a robustness check; the generator always draws them)."""
+    ir = skin_ir(nir, rng)
+    if not glints:
+        return ir
+    ied = float(np.linalg.norm(eyes[1] - eyes[0]))
+    return np.clip(ir + corneal_glints(nir.shape[:2], eyes, ied, rng), 0, 1).astype(np.float32)
+
+
 def paper(rng: np.random.Generator, glossy: bool) -> Material:
     return Material(
         "paper_glossy" if glossy else "paper",

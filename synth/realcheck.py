@@ -5,7 +5,8 @@ full-frame photograph, fitted face mesh and person mask in ``assets/holdout/``. 
 loads them and, for checks with depth and infrared, renders a registered depth map and NIR
 image *on the photograph's own pixel grid* from its mesh: a live head at a chosen distance
 (face relief, skull, neck and shoulders, a wall behind), and skin that is bright and smooth
-in NIR under an active illuminator. Nothing of it is used to train.
+in NIR under an active illuminator, with its glints on the corneas (as the generator draws
+every live face, :func:`synth.materials.live_face_ir`). Nothing of it is used to train.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 from synth.faces import ASSET_DIR, IED_MM, five_points, load_face, manifest, mesh_triangles
 from synth.geometry import surface_normals
-from synth.materials import luminance, skin_ir
+from synth.materials import live_face_ir, luminance
 from synth.relief import NOSE_TIP_MM, head_relief
 from synth.scene import Scene, render_params, sample_params
 from synth.species import PRINT_SPECIES, REPLAY_SPECIES, Photo
@@ -68,10 +69,11 @@ def holdout_photos() -> tuple[RealPhoto, ...]:
 
 
 def live_depth_ir(
-    photo: RealPhoto, distance_mm: float = 600.0, seed: int = 0
+    photo: RealPhoto, distance_mm: float = 600.0, seed: int = 0, glints: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Registered depth (uint16 mm, 0 = hole) and NIR (uint8) of the photographed person as
-    a live head whose nose tip is ``distance_mm`` from the camera."""
+    a live head whose nose tip is ``distance_mm`` from the camera; ``glints=False`` renders
+    the NIR without the corneal glints (eyes closed or hidden)."""
     rng = np.random.default_rng(seed)
     h, w = photo.rgb.shape[:2]
     lm = photo.landmarks
@@ -86,7 +88,8 @@ def live_depth_ir(
     edge = cv2.morphologyEx((alpha > 0.5).astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3)))
     depth = np.round(z).astype(np.uint16)
     depth[edge > 0] = 0
-    nir = skin_ir(luminance(photo.rgb.astype(np.float32) / 255.0), rng)
+    # NIR albedo as the generator draws a live face: skin and the emitter's corneal glints.
+    nir = live_face_ir(luminance(photo.rgb.astype(np.float32) / 255.0), lm[:2], rng, glints)
     # Active illuminator beside the lens: radiance falls off with range² and with the angle
     # between the surface and the line of sight (skin: a soft cosine power), so the face is
     # bright in its middle and darkens towards its edges; the wall far behind is dim.

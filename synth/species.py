@@ -127,9 +127,7 @@ def live_head(look: FaceLook, pose: Pose, rng: np.random.Generator, kind: str = 
     height, alpha, face = head_relief(
         shape, look.mesh, mesh_triangles(), look.person, look.mm_per_px, rng.uniform(88, 102)
     )
-    ir = mat.skin_ir(look.nir, rng)
-    ied = float(np.linalg.norm(lm[1] - lm[0]))
-    ir = np.clip(ir + mat.corneal_glints(shape, lm[:2], ied, rng), 0, 1)
+    ir = mat.live_face_ir(look.nir, lm[:2], rng)
     origin = (float(lm[:2, 0].mean()), float(lm[:2, 1].mean()))
     return Layer(
         look.rgb, ir, height, alpha, look.mm_per_px, origin, pose, mat.skin(rng), lm, face, kind

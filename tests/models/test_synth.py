@@ -379,6 +379,27 @@ def test_live_face_is_the_unwarped_photograph() -> None:
         assert look.landmarks[0, 0] < look.landmarks[1, 0]
 
 
+def test_real_photo_nir_shows_the_corneal_glints_of_a_live_face() -> None:
+    """The NIR rendered for a real photograph is a live face as the generator draws one
+    (skin and the emitter's glints on both corneas), so a network that learned the glints
+    is not handed a live person without them (a glint-less live render once read as a
+    silicone mask)."""
+    from synth.realcheck import holdout_photos, live_depth_ir
+
+    for photo in holdout_photos()[:4]:
+        _, ir = live_depth_ir(photo)
+        lm = photo.landmarks
+        ied = float(np.linalg.norm(lm[1] - lm[0]))
+        yy, xx = np.mgrid[0 : ir.shape[0], 0 : ir.shape[1]]
+        for ex, ey in lm[:2]:
+            r = np.hypot(xx - ex, yy - ey)
+            # The glint's brightest pixels against the skin around the eye (without
+            # glints: 5-28 grey levels above it; with them: 45-87).
+            spot = float(np.percentile(ir[r <= 0.1 * ied], 90))
+            ring = float(np.median(ir[(r > 0.15 * ied) & (r < 0.3 * ied)]))
+            assert spot > ring + 36, (photo.name, spot, ring)
+
+
 def test_prints_show_a_captured_photograph_of_the_victim() -> None:
     """Prints and replays show a bona fide capture of the victim (same renderer and camera),
     so that 'was rendered' or 'has a background' cannot tell live from attack."""
