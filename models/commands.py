@@ -118,6 +118,14 @@ def _pairs(items: object, option: str, form: str, convert: Callable[[str], Any])
     help="Oversample a species, SPECIES=WEIGHT (e.g. mask_silicone=3; bona_fide for live "
     "faces; others weigh 1). Repeatable.",
 )
+@click.option(
+    "--hide-glints",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Rate at which a sample's NIR eyes lose their corneal glints (a blink, glasses), "
+    "every species alike: a missing glint must not read as an attack.",
+)
 @click.option("--out", default="runs/flexlive-lite", show_default=True, type=click.Path())
 @click.option(
     "--config",
@@ -181,6 +189,7 @@ def train(ctx: click.Context, **kw: object) -> None:
         "amp": not kw["no_amp"],
         "init": kw["init"],
         "species_weight": species_weight,
+        "hide_glints": kw["hide_glints"],
     }
     source = {
         "model": "model_name",

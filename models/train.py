@@ -83,6 +83,13 @@ class TrainConfig:
     #: Sampling weight per species (``bona_fide`` for live faces; unnamed species weigh 1):
     #: an epoch draws ``len(train)`` samples with replacement in these proportions.
     species_weight: dict[str, float] = field(default_factory=dict)
+    #: Rate at which a training sample's NIR eyes lose their corneal glints (blinks,
+    #: glasses), every species alike, so that no glint never reads as an attack.
+    hide_glints: float = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.hide_glints, bool) or not 0.0 <= float(self.hide_glints) <= 1.0:
+            raise ValueError(f"hide_glints must be a rate in [0, 1], got {self.hide_glints!r}")
 
     #: Fields that change how a run executes, not what it computes: a resumed run may
     #: differ from the one it continues in these.
@@ -312,7 +319,12 @@ def train(cfg: TrainConfig) -> Path:
         else ModalityDropout(cfg.p_drop_rgb, cfg.p_drop_depth, cfg.p_drop_ir)
     )
     train_ds = PadDataset(
-        train_crops, spec, Augment() if cfg.augment else None, dropout, subset, cfg.seed
+        train_crops,
+        spec,
+        Augment(hide_glints=cfg.hide_glints) if cfg.augment else None,
+        dropout,
+        subset,
+        cfg.seed,
     )
     train_loader = make_loader(train_ds, cfg, shuffle=True, dist=dist)
     model: torch.nn.Module = net

@@ -32,6 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from models.crop import FACE_SCALE, template
 from models.datasets.protocol import ProtocolEntry, read_protocol
 from models.preprocess import FaceCrops
 from models.spec import MODALITIES
@@ -116,9 +117,24 @@ def _jitter_u8(x: np.ndarray, gain: float | np.ndarray, gamma: float) -> np.ndar
     return np.clip(y * full + 0.5, 0, full).astype(x.dtype)
 
 
+def hide_eye_glints(ir: np.ndarray, face_scale: float = FACE_SCALE) -> np.ndarray:
+    """An aligned NIR crop with both eyes' small bright spots removed: the emitter's
+    corneal glints, as with closed eyes, a blink or glasses' glare. A 5×5 median over a
+    disc round each template eye keeps the eye's shading and drops anything smaller."""
+    size = ir.shape[0]
+    eyes = template(size, face_scale)[:2]
+    yy, xx = np.mgrid[0 : ir.shape[0], 0 : ir.shape[1]]
+    disc = np.zeros(ir.shape[:2], bool)
+    for ex, ey in eyes:
+        disc |= (xx - ex) ** 2 + (yy - ey) ** 2 <= (0.06 * size) ** 2
+    return np.where(disc, cv2.medianBlur(np.ascontiguousarray(ir), 5), ir).astype(ir.dtype)
+
+
 @dataclass
 class Augment:
-    """Per-modality photometric jitter, joint geometric jitter + flip, joint cutout."""
+    """Per-modality photometric jitter, joint geometric jitter + flip, joint cutout; with
+    ``hide_glints`` > 0, NIR eyes without glints at that rate (every species alike: a live
+    person blinks, and glints prove an open eye, not their absence an attack)."""
 
     flip: float = 0.5
     max_shift: float = 4.0  # pixels
@@ -129,9 +145,17 @@ class Augment:
     depth_noise_mm: float = 3.0
     cutout: float = 0.4
     cutout_size: tuple[int, int] = (14, 40)
+    hide_glints: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.hide_glints <= 1.0:
+            raise ValueError(f"hide_glints must be a rate in [0, 1], got {self.hide_glints}")
 
     def __call__(self, c: FaceCrops, rng: np.random.Generator) -> FaceCrops:
         rgb, depth, ir = c.rgb, c.depth, c.ir
+        # before the geometric jitter: the crop is still aligned to the template's eyes
+        if ir is not None and self.hide_glints > 0 and rng.random() < self.hide_glints:
+            ir = hide_eye_glints(ir)
         size = next(x for x in (rgb, depth, ir) if x is not None).shape[0]
         # joint geometry: one similarity for every modality (nearest for depth)
         ang = math.radians(rng.uniform(-self.max_rotate, self.max_rotate))

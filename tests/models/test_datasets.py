@@ -12,6 +12,7 @@ from models.datasets.crops import (
     Augment,
     CropCache,
     ModalityDropout,
+    hide_eye_glints,
     load_crops,
     normalised8_to_depth,
 )
@@ -106,6 +107,43 @@ def test_augment_keeps_modalities_registered() -> None:
         m_ir = out.ir > 128
         assert m_rgb.sum() > 50
         assert (m_rgb == m_d).mean() > 0.99 and (m_rgb == m_ir).mean() > 0.99
+
+
+def test_hide_glints_removes_the_corneal_glints_and_nothing_else() -> None:
+    """The blink augmentation takes the small bright spots off both template eyes, keeps
+    the rest of the crop, the eye's own shading and the dtype; at rate 0 the crop is
+    untouched, at rate 1 every crop loses its glints, whatever its species."""
+    from models.crop import template
+
+    size = 112
+    rng = np.random.default_rng(0)
+    base = np.clip(120 + rng.normal(0, 3, (size, size)), 0, 255).astype(np.uint8)
+    base[60:70, 30:80] = 60  # a dark band below the eyes: not a spot, stays
+    eyes = np.round(template(size)[:2]).astype(int)
+    ir = base.copy()
+    for ex, ey in eyes:
+        ir[ey - 1 : ey + 2, ex - 1 : ex + 2] = 250  # a glint
+    for dtype, full in ((np.uint8, 1), (np.uint16, 257)):
+        x = (ir.astype(np.uint32) * full).astype(dtype)
+        out = hide_eye_glints(x)
+        assert out.dtype == dtype and out.shape == x.shape
+        for ex, ey in eyes:
+            assert out[ey, ex] < 140 * full  # the glint is gone
+        far = np.ones(x.shape, bool)
+        for ex, ey in eyes:
+            far[ey - 8 : ey + 9, ex - 8 : ex + 9] = False
+        assert np.array_equal(out[far], x[far])
+        assert (out[60:70, 30:80] == 60 * full).mean() > 0.95
+    still = {"brightness": 0.0, "gamma": 0.0, "cutout": 0.0, "flip": 0.0, "max_shift": 0.0,
+             "max_rotate": 0.0, "max_scale": 0.0, "depth_noise_mm": 0.0}  # fmt: skip
+    crops = FaceCrops(rgb=None, depth=None, ir=ir)
+    for seed in range(3):
+        kept = Augment(**still)(crops, np.random.default_rng(seed)).ir
+        hidden = Augment(**still, hide_glints=1.0)(crops, np.random.default_rng(seed)).ir
+        assert kept is not None and hidden is not None
+        assert np.array_equal(kept, ir) and np.array_equal(hidden, hide_eye_glints(ir))
+    with pytest.raises(ValueError, match="hide_glints"):
+        Augment(hide_glints=1.5)
 
 
 def test_normalised8_depth_maps_to_full_range() -> None:

@@ -122,6 +122,17 @@ def test_fine_tuning_options_reach_the_run(tiny: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "KEY=VALUE" in res.output
     res = CliRunner().invoke(main, [*args, "--species-weight", "unicorn=2"])
     assert res.exit_code == 1 and "unicorn" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(main, [*args, "--hide-glints", "0.25"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "config.json").read_text())["hide_glints"] == 0.25
+    res = CliRunner().invoke(main, [*args, "--hide-glints", "1.5"])
+    assert res.exit_code == 2 and "--hide-glints" in res.output
+    # from a YAML file too: a rate outside [0, 1], or a YAML boolean, is refused by name
+    for bad in ("1.5", "yes"):
+        yml = tmp_path / f"bad-{bad}.yaml"
+        yml.write_text(f"data: {tiny}\nprotocol: intra\nhide_glints: {bad}\n")
+        res = CliRunner().invoke(main, ["train", "--config", str(yml), "--out", str(out)])
+        assert res.exit_code == 1 and "hide_glints" in res.output, res.output
 
 
 def _cfg(tiny: Path, out: Path, **kw: Any) -> TrainConfig:
