@@ -21,6 +21,8 @@ liveness expert calibrate --model models/default/flexlive-lite.onnx --synth-per-
   --networks v2 --out models/default/flexlive-lite.onnx --version 2.5.0
 liveness expert eval --synth-per-cell 60 --networks v2 --json runs/card/expert_eval.json
 .venv/bin/python benchmarks/real_photos.py --json runs/card/real_photos.json
+# the same with the corneal glints left out of the rendered NIR (eyes closed or hidden)
+.venv/bin/python benchmarks/real_photos.py --mode rgb+ir --mode rgb+depth+ir --no-glints
 liveness synth benchmark --out data/synth/alt-std --scale standard --family alt --split test  # 2.1.1, ~5 min
 liveness eval --model models/default/flexlive-lite.onnx --data data/synth/alt-std --protocol combined \
   --thresholds model --json runs/card/cross_generator.json
