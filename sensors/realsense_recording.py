@@ -56,6 +56,7 @@ class RealSenseRecordingSource(FrameSource):
         self._cond = threading.Condition()
         self._closing = False
         self._started = False
+        self._in_callback = 0  # SDK threads inside _on_frame right now
         self._converter: FrameSetConverter | None = None
         self._streams: tuple[str, ...] = ()
         self._group: dict[str, np.ndarray] = {}
@@ -149,6 +150,18 @@ class RealSenseRecordingSource(FrameSource):
 
     def _on_frame(self, frame: Any) -> None:
         """SDK thread: copy the pixels out (releasing the frame) and hand them over."""
+        with self._cond:
+            if self._closing:
+                return
+            self._in_callback += 1
+        try:
+            self._deliver(frame)
+        finally:
+            with self._cond:
+                self._in_callback -= 1
+                self._cond.notify_all()
+
+    def _deliver(self, frame: Any) -> None:
         rs = import_rs()
         try:
             stream = frame.profile.stream_type()
@@ -235,6 +248,16 @@ class RealSenseRecordingSource(FrameSource):
         with self._cond:
             self._closing = True
             self._cond.notify_all()
+        # Stop the file reader, then let every callback in flight return before the
+        # sensors stop: librealsense can crash when a playback sensor is stopped or freed
+        # while its callback still runs (a rare segfault, seen once under load).
+        if self._playback is not None:
+            with contextlib.suppress(RuntimeError):
+                self._playback.pause()
+        deadline = time.monotonic() + 2.0
+        with self._cond:
+            while self._in_callback and time.monotonic() < deadline:
+                self._cond.wait(_POLL_S)
         for sensor in self._sensors:
             for step in (sensor.stop, sensor.close):
                 # already stopped (end of file) or never started
