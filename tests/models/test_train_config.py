@@ -65,6 +65,16 @@ def test_bundled_config_matches_the_model_card_recipe() -> None:
     assert cfg.protocol == "combined" and f"--epochs {cfg.epochs}" in card
     assert cfg.data == "data/synth/large-train" and f"--data {cfg.data}" in card
     assert "DATA=data/synth/standard" in card  # calibrated and tested on standard
+    # the fine-tuning stages: each starts from the previous stage's networks, on the same
+    # data, and the card runs each of them
+    previous = cfg
+    for stage in ("finetune1", "finetune2", "finetune3", "finetune4"):
+        tuned = TrainConfig.from_yaml(ROOT / "configs" / f"flexlive-lite-{stage}.yaml")
+        assert tuned.init == str(Path(previous.out) / "checkpoint.pt")
+        assert (tuned.data, tuned.protocol, tuned.model) == (cfg.data, cfg.protocol, cfg.model)
+        assert tuned.model_overrides == cfg.model_overrides and tuned.species_weight
+        assert f"--config configs/flexlive-lite-{stage}.yaml" in card
+        previous = tuned
 
 
 def test_unknown_and_missing_keys_are_named(tmp_path: Path) -> None:
