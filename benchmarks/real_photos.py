@@ -17,8 +17,18 @@ Every face of a live person should be ``live``, or ``uncertain`` with a reason, 
 ``spoof``. The app is the real FastAPI app with the real model and codecs, driven in
 process.
 
+``--people benchmarks/real_people`` checks an independent set instead: 100 photographs of
+100 people from a CC0 collection of stock portraits (indoor and outdoor light, every age,
+many skin tones, hats, glasses, turned heads; ``benchmarks/real_people/SOURCE.md``), none
+of them ever used to train or choose a model. Photographs without a fitted face mesh are
+sent RGB only. ``--attacks`` also renders prints and replays of every photograph with a
+mesh (the six print and replay species, the generator's sheet, screen and camera models,
+as ``liveness expert eval`` does for the held-out people) and sends them in the same
+modes: every one should be ``spoof``, or ``uncertain``, and never ``live``.
+
     python benchmarks/real_photos.py [--model models/default/flexlive-lite.onnx] [--json out.json]
         [--mode rgb --mode rgb+depth --mode rgb+ir --mode rgb+depth+ir] [--no-glints]
+        [--people benchmarks/real_people] [--attacks]
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import json
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +47,14 @@ import cv2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import DEFAULT_MODEL_PATH  # noqa: E402
-from synth.realcheck import holdout_photos, live_depth_ir  # noqa: E402
+from synth.bundle import scene_to_bundle  # noqa: E402
+from synth.realcheck import (  # noqa: E402
+    RealPhoto,
+    attack_scene,
+    holdout_photos,
+    live_depth_ir,
+    people_photos,
+)
 
 MODES = ("rgb", "rgb+depth+ir")
 #: Every modality subset with colour (``--mode``); the default is MODES.
@@ -50,17 +68,57 @@ def _png(img: Any) -> bytes:
     return buf.tobytes()
 
 
+#: The attacks rendered from each photograph (``--attacks``), and their scene seeds.
+PHOTO_ATTACKS = (
+    "print_flat",
+    "print_curved",
+    "print_cutout",
+    "replay_phone",
+    "replay_tablet",
+    "replay_monitor",
+)
+ATTACK_SEED_BASE = 1_300_000
+PROFILES = ("d435", "sr305")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One photograph to send: its file bytes, and the fitted photo for depth and IR."""
+
+    name: str
+    jpeg: bytes
+    photo: RealPhoto | None
+    split: str = "holdout"
+    colour: bool = True
+
+
+def holdout_items() -> list[Item]:
+    return [
+        Item(p.name, cv2.imencode(".jpg", cv2.cvtColor(p.rgb, cv2.COLOR_RGB2BGR))[1].tobytes(), p)
+        for p in holdout_photos()
+    ]
+
+
+def people_items(root: Path) -> list[Item]:
+    return [
+        Item(p.name, p.path.read_bytes(), p.photo, p.split, p.colour) for p in people_photos(root)
+    ]
+
+
 def run(
     model: Path,
     distance_mm: float = 600.0,
     modes: tuple[str, ...] = MODES,
     glints: bool = True,
+    people: Path | None = None,
+    attacks: bool = False,
 ) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
     from service.api import create_app
     from service.settings import Settings
 
+    items = people_items(people) if people is not None else holdout_items()
     app = create_app(Settings(model_path=model, max_faces=1))
     rows: list[dict[str, Any]] = []
     with TestClient(app) as client:
@@ -68,64 +126,162 @@ def run(
             if client.get("/readyz").status_code == 200:
                 break
             time.sleep(0.05)
-        for photo in holdout_photos():
-            bgr = cv2.cvtColor(photo.rgb, cv2.COLOR_RGB2BGR)
-            depth, ir = live_depth_ir(photo, distance_mm, glints=glints)
+
+        def send(files: dict[str, tuple[str, bytes]], meta: dict[str, Any]) -> None:
+            r = client.post("/liveness", files=files, data={"depth_scale": "0.001"})
+            if r.status_code != 200:
+                raise RuntimeError(f"{meta}: HTTP {r.status_code} {r.text}")
+            body = r.json()
+            faces = body["faces"]
+            face = faces[0] if faces else None
+            rows.append(
+                {
+                    **meta,
+                    "decision": face["decision"] if face else "no_face",
+                    "score": round(float(face["score"]), 4) if face else None,
+                    "reasons": (face["reasons"] if face else body.get("reasons", [])),
+                    "components": face.get("scores", {}) if face else {},
+                    "ood_distance": face.get("ood_distance") if face else None,
+                    "subset": body.get("modalities_used") or body.get("modalities"),
+                }
+            )
+
+        for i, item in enumerate(items):
+            base = {"photo": item.name, "split": item.split, "colour": item.colour}
+            depth, ir = (
+                live_depth_ir(item.photo, distance_mm, glints=glints)
+                if item.photo
+                else (None, None)
+            )
             for mode in modes:
-                files = {"rgb": ("rgb.jpg", cv2.imencode(".jpg", bgr)[1].tobytes())}
-                if "depth" in mode.split("+"):
+                parts = mode.split("+")
+                if depth is None and parts != ["rgb"]:
+                    continue  # no fitted mesh: nothing to render depth and IR from
+                files = {"rgb": ("rgb.jpg", item.jpeg)}
+                if "depth" in parts:
                     files["depth"] = ("depth.png", _png(depth))
-                if "ir" in mode.split("+"):
+                if "ir" in parts:
                     files["ir"] = ("ir.png", _png(ir))
-                r = client.post("/liveness", files=files, data={"depth_scale": "0.001"})
-                if r.status_code != 200:
-                    raise RuntimeError(f"{photo.name} {mode}: HTTP {r.status_code} {r.text}")
-                body = r.json()
-                faces = body["faces"]
-                face = faces[0] if faces else None
-                rows.append(
-                    {
-                        "photo": photo.name,
-                        "mode": mode,
-                        "decision": face["decision"] if face else "no_face",
-                        "score": round(float(face["score"]), 4) if face else None,
-                        "reasons": (face["reasons"] if face else body.get("reasons", [])),
-                        "components": face.get("scores", {}) if face else {},
-                        "ood_distance": face.get("ood_distance") if face else None,
-                        "subset": body.get("modalities_used") or body.get("modalities"),
-                    }
+                send(files, {**base, "mode": mode, "kind": "bona_fide"})
+            if not attacks or item.photo is None:
+                continue
+            for j, species in enumerate(PHOTO_ATTACKS):
+                scene = attack_scene(
+                    item.photo, species, PROFILES[(i + j) % 2], ATTACK_SEED_BASE + i
                 )
+                bundle = scene_to_bundle(scene)
+                rgb_png = ("rgb.png", _png(cv2.cvtColor(bundle.rgb, cv2.COLOR_RGB2BGR)))
+                for mode in modes:
+                    parts = mode.split("+")
+                    files = {"rgb": rgb_png}
+                    if "depth" in parts:
+                        files["depth"] = ("depth.png", _png(bundle.depth))
+                    if "ir" in parts:
+                        files["ir"] = ("ir.png", _png(bundle.ir))
+                    send(files, {**base, "mode": mode, "kind": species})
         info = client.get("/v1/models").json()
     summary = {
-        mode: dict(Counter(r["decision"] for r in rows if r["mode"] == mode)) for mode in modes
+        mode: dict(
+            Counter(r["decision"] for r in rows if r["mode"] == mode and r["kind"] == "bona_fide")
+        )
+        for mode in modes
     }
-    return {
+    out: dict[str, Any] = {
         "model": info.get("name", str(model)),
         "version": info.get("version"),
-        "photos": len(holdout_photos()),
+        "set": str(people) if people is not None else "holdout",
+        "photos": len(items),
         "summary": summary,
         "rows": rows,
     }
+    if attacks:
+        out["attack_summary"] = {
+            mode: dict(
+                Counter(
+                    r["decision"] for r in rows if r["mode"] == mode and r["kind"] != "bona_fide"
+                )
+            )
+            for mode in modes
+        }
+    return out
+
+
+def _counts_table(rows: list[dict[str, Any]], modes: tuple[str, ...], kind: str) -> list[str]:
+    lines = [
+        "| input | split | live | uncertain | spoof | no face |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    splits = sorted({r["split"] for r in rows})
+    groups = [(s, [s]) for s in splits] + ([("all", splits)] if len(splits) > 1 else [])
+    for mode in modes:
+        for label, sel in groups:
+            c = Counter(
+                r["decision"]
+                for r in rows
+                if r["mode"] == mode
+                and r["split"] in sel
+                and (r["kind"] == "bona_fide") == (kind == "bona_fide")
+            )
+            if c:
+                lines.append(
+                    f"| {mode} | {label} | {c.get('live', 0)} | {c.get('uncertain', 0)} "
+                    f"| {c.get('spoof', 0)} | {c.get('no_face', 0)} |"
+                )
+    return lines
 
 
 def markdown(result: dict[str, Any]) -> str:
-    lines = [
-        f"model {result['model']} {result['version']}, {result['photos']} real photographs "
-        "of held-out people (full frames)",
-        "",
-        "| input | live | uncertain | spoof | no face |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for mode, c in result["summary"].items():
-        lines.append(
-            f"| {mode} | {c.get('live', 0)} | {c.get('uncertain', 0)} | {c.get('spoof', 0)} "
-            f"| {c.get('no_face', 0)} |"
-        )
-    reasons = Counter(
-        reason for r in result["rows"] if r["decision"] == "uncertain" for reason in r["reasons"]
+    rows = result["rows"]
+    modes = tuple(result["summary"])
+    what = (
+        "real photographs of held-out people"
+        if result["set"] == "holdout"
+        else f"real photographs of the people in {result['set']}"
     )
-    if reasons:
-        lines += ["", "uncertain because: " + ", ".join(f"{k} {v}" for k, v in reasons.items())]
+    lines = [
+        f"model {result['model']} {result['version']}, {result['photos']} {what} (full frames)",
+        "",
+        *_counts_table(rows, modes, "bona_fide"),
+    ]
+    live = [r for r in rows if r["kind"] == "bona_fide"]
+    grey = Counter(r["decision"] for r in live if not r["colour"] and r["mode"] == "rgb")
+    if grey:
+        lines += [
+            "",
+            "black-and-white photographs, RGB only: "
+            + ", ".join(f"{k} {v}" for k, v in grey.items()),
+        ]
+    for mode in modes:
+        reasons = Counter(
+            reason
+            for r in live
+            if r["mode"] == mode and r["decision"] == "uncertain"
+            for reason in r["reasons"]
+        )
+        if reasons:
+            lines += [
+                "",
+                f"{mode} uncertain because: "
+                + ", ".join(f"{k} {v}" for k, v in reasons.most_common()),
+            ]
+    if "attack_summary" in result:
+        attacks = [r for r in rows if r["kind"] != "bona_fide"]
+        lines += [
+            "",
+            f"prints and replays rendered from them ({len(attacks) // len(modes)} per mode):",
+            "",
+        ]
+        lines += _counts_table(rows, modes, "attack")
+        per = Counter((r["mode"], r["kind"], r["decision"]) for r in attacks)
+        lines += [
+            "",
+            "| input | species | spoof | uncertain | live | no face |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for mode in modes:
+            for sp in PHOTO_ATTACKS:
+                n = [per[(mode, sp, d)] for d in ("spoof", "uncertain", "live", "no_face")]
+                lines.append(f"| {mode} | {sp} | " + " | ".join(map(str, n)) + " |")
     return "\n".join(lines)
 
 
@@ -146,8 +302,28 @@ def main() -> int:
         choices=ALL_MODES,
         help=f"modality subset sent (repeatable; default: {' and '.join(MODES)})",
     )
+    ap.add_argument(
+        "--people",
+        type=Path,
+        help="a folder of real people (people.csv, photos/, meshes.npz) instead of the "
+        "held-out people, e.g. benchmarks/real_people",
+    )
+    ap.add_argument(
+        "--attacks",
+        action="store_true",
+        help="also render prints and replays of every photograph with a face mesh",
+    )
     args = ap.parse_args()
-    result = run(args.model, args.distance_mm, tuple(args.mode or MODES), not args.no_glints)
+    if args.people is not None and not (args.people / "people.csv").is_file():
+        ap.error(f"--people {args.people}: no people.csv there")
+    result = run(
+        args.model,
+        args.distance_mm,
+        tuple(args.mode or MODES),
+        not args.no_glints,
+        args.people,
+        args.attacks,
+    )
     print(markdown(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

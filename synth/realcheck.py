@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -65,6 +66,48 @@ def holdout_photos() -> tuple[RealPhoto, ...]:
                 licence=r["licence"],
             )
         )
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class PersonPhoto:
+    """One photograph of a folder of real people (``people.csv`` beside ``photos/``, as
+    ``benchmarks/real_people/`` holds): the committed file and, where a face mesh was fitted,
+    the photograph as a :class:`RealPhoto` for checks with depth and infrared."""
+
+    name: str
+    path: Path
+    split: str
+    colour: bool
+    photo: RealPhoto | None
+
+
+def people_photos(root: Path) -> tuple[PersonPhoto, ...]:
+    """Every photograph listed in ``root/people.csv``, in manifest order."""
+    data = np.load(root / "meshes.npz")
+    meshes = dict(zip((str(i) for i in data["ids"]), data["mesh"], strict=True))
+    with (root / "people.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    out = []
+    for r in rows:
+        path = root / "photos" / f"{r['id']}.jpg"
+        photo = None
+        if r["id"] in meshes:
+            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            mask = cv2.imread(str(root / "photos" / f"{r['id']}_mask.png"), cv2.IMREAD_GRAYSCALE)
+            if bgr is None or mask is None:
+                raise RuntimeError(f"photograph '{r['id']}' is incomplete in {root}")
+            photo = RealPhoto(
+                name=r["id"],
+                rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+                mesh=np.asarray(meshes[r["id"]], np.float32),
+                person=mask.astype(np.float32) / 255.0,
+                source=f"{r['source']} ({r['original']})",
+                licence=r["licence"],
+            )
+        elif not path.is_file():
+            raise RuntimeError(f"photograph '{r['id']}' is missing from {root}")
+        out.append(PersonPhoto(r["id"], path, r["split"], r["colour"] == "1", photo))
     return tuple(out)
 
 
