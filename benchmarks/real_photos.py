@@ -47,7 +47,6 @@ import cv2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import DEFAULT_MODEL_PATH  # noqa: E402
-from synth.bundle import scene_to_bundle  # noqa: E402
 from synth.realcheck import (  # noqa: E402
     RealPhoto,
     attack_scene,
@@ -169,15 +168,14 @@ def run(
                 scene = attack_scene(
                     item.photo, species, PROFILES[(i + j) % 2], ATTACK_SEED_BASE + i
                 )
-                bundle = scene_to_bundle(scene)
-                rgb_png = ("rgb.png", _png(cv2.cvtColor(bundle.rgb, cv2.COLOR_RGB2BGR)))
+                rgb_png = ("rgb.png", _png(cv2.cvtColor(scene.rgb, cv2.COLOR_RGB2BGR)))
                 for mode in modes:
                     parts = mode.split("+")
                     files = {"rgb": rgb_png}
                     if "depth" in parts:
-                        files["depth"] = ("depth.png", _png(bundle.depth))
+                        files["depth"] = ("depth.png", _png(scene.depth))
                     if "ir" in parts:
-                        files["ir"] = ("ir.png", _png(bundle.ir))
+                        files["ir"] = ("ir.png", _png(scene.ir))
                     send(files, {**base, "mode": mode, "kind": species})
         info = client.get("/v1/models").json()
     summary = {
