@@ -35,10 +35,10 @@ from synth.species import ALL_SPECIES, BONA_FIDE, SPECIES
 
 log = logging.getLogger(__name__)
 
-#: 2.1.1 changes only the ``alt`` (test-only) family: its flying pixels mix the surfaces on
-#: either side of a depth edge, never a hole (2.1.0 put speckles a few mm from the lens on
-#: every face). The main family renders exactly what 2.1.0 rendered.
-GENERATOR_VERSION = "2.1.1"
+#: 2.2.0 adds 25 train identities (CC0 stock portraits: young, women, dark skin, outdoor
+#: light); train scenes change, dev and test scenes are byte-identical to 2.1.1 (whose
+#: ``alt`` flying pixels mix the surfaces on either side of a depth edge, never a hole).
+GENERATOR_VERSION = "2.2.0"
 CROP_SIZE = 112
 #: Profile of the intra-profile protocols and the training side of cross-profile.
 PRIMARY_PROFILE = "d435"

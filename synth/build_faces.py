@@ -32,6 +32,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -78,10 +79,132 @@ def _colourfulness(rgb: np.ndarray) -> float:
     return float(np.mean(np.abs(f[..., 0] - f[..., 1]) + np.abs(f[..., 1] - f[..., 2])))
 
 
+def fit_photo(
+    ident: str, bgr: np.ndarray, mesh_model: Any, seg_model: Any, min_ied: float
+) -> dict[str, object] | str:
+    """One photograph fitted and aligned to the canonical texture frame, or why it cannot
+    serve as a frontal colour face texture (a reason to count)."""
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    h, w = rgb.shape[:2]
+    res = mesh_model.process(rgb)
+    faces = res.multi_face_landmarks or []
+    if len(faces) != 1:
+        return "not exactly one face"
+    mesh = np.array([[p.x * w, p.y * h, p.z * w] for p in faces[0].landmark])
+    lm = five_points(mesh)
+    ied = float(np.linalg.norm(lm[1] - lm[0]))
+    if ied < min_ied:
+        return "face too small"
+    mid = (lm[0] + lm[1]) / 2
+    if abs(float(lm[2, 0] - mid[0])) / ied > 0.16:
+        return "turned head"
+    # A mesh touching the frame's edge is kept (the committed library was built so; the
+    # texture's border is reflected and the person mask covers the rest).
+    x0, y0 = np.floor(mesh[:, :2].min(0)).astype(int)
+    x1, y1 = np.ceil(mesh[:, :2].max(0)).astype(int)
+    if _colourfulness(rgb[max(y0, 0) : y1, max(x0, 0) : x1]) < 16.0:
+        return "black and white"
+    seg = seg_model.process(rgb).segmentation_mask
+    # Similarity: eyes level at the canonical midpoint and distance.
+    d = lm[1] - lm[0]
+    s = TEX_IED / ied
+    ang = np.arctan2(d[1], d[0])
+    c, si = s * np.cos(-ang), s * np.sin(-ang)
+    M = np.array([[c, -si, 0.0], [si, c, 0.0]])
+    M[:, 2] = np.asarray(TEX_EYE_MID) - M[:, :2] @ mid
+    tex = cv2.warpAffine(
+        rgb,
+        M,
+        (TEX_W, TEX_H),
+        flags=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC,
+        borderMode=cv2.BORDER_REFLECT,
+    )
+    inside = cv2.warpAffine(np.ones((h, w), np.float32), M, (TEX_W, TEX_H), borderValue=0)
+    person = cv2.warpAffine(seg.astype(np.float32), M, (TEX_W, TEX_H), borderValue=0)
+    person = np.clip(person * (inside > 0.99), 0, 1)
+    tmesh = np.concatenate([mesh[:, :2] @ M[:, :2].T + M[:, 2], mesh[:, 2:] * s], axis=1)
+    if float(person[int(TEX_EYE_MID[1]), int(TEX_EYE_MID[0])]) < 0.5:
+        return "segmentation missed the face"
+    return {
+        "id": ident,
+        "tex": tex,
+        "mask": (person * 255).round().astype(np.uint8),
+        "mesh": tmesh,
+        "ied_px": round(ied, 1),
+        "source_size": f"{w}x{h}",
+        "photo": rgb,
+        "photo_mesh": mesh,
+        "photo_mask": (np.clip(seg, 0, 1) * 255).round().astype(np.uint8),
+    }
+
+
+def _head_cut(person: np.ndarray) -> bool:
+    """Whether the photograph's top edge cuts through the person (more than a tenth of the
+    top rows is person): rendered, such a head would end in a straight line, a cue no live
+    head carries."""
+    return float((person[:3].max(0) > 127).mean()) > 0.1
+
+
+def append_people(
+    out: Path, people: Path, take: str, prefix: str, mesh_model: Any, seg_model: Any, min_ied: float
+) -> dict[str, object]:
+    """Add the photographs of a real-people folder (``people.csv`` + ``photos/``, as
+    ``benchmarks/real_people``) whose split is ``take`` to the library as **train**
+    identities named ``<prefix><id>``, leaving every existing identity, the mesh triangles
+    and the dev/test/holdout splits untouched."""
+    data = dict(np.load(out / "faces.npz"))
+    rows = list(csv.DictReader((out / "faces.csv").open(newline="")))
+    known = {r["id"] for r in rows}
+    added, rejected = [], {}
+    for r in csv.DictReader((people / "people.csv").open(newline="")):
+        if r["split"] != take:
+            continue
+        ident = prefix + r["id"]
+        if ident in known:
+            raise SystemExit(f"identity {ident} is already in {out / 'faces.csv'}")
+        bgr = cv2.imread(str(people / "photos" / f"{r['id']}.jpg"), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise SystemExit(f"{people / 'photos' / r['id']}.jpg: unreadable")
+        fitted = fit_photo(ident, bgr, mesh_model, seg_model, min_ied)
+        if not isinstance(fitted, str) and _head_cut(np.asarray(fitted["photo_mask"])):
+            fitted = "head cut by the frame"
+        if isinstance(fitted, str):
+            rejected[fitted] = rejected.get(fitted, 0) + 1
+            continue
+        cv2.imwrite(
+            str(out / "faces" / f"{ident}.jpg"),
+            cv2.cvtColor(np.asarray(fitted["tex"]), cv2.COLOR_RGB2BGR),
+            [cv2.IMWRITE_JPEG_QUALITY, 90],
+        )
+        cv2.imwrite(str(out / "faces" / f"{ident}_mask.png"), np.asarray(fitted["mask"]))
+        added.append(fitted)
+        rows.append(
+            {
+                "id": ident,
+                "name": f"inter-faces {r['id']}",
+                "split": "train",
+                "source": r["source"],
+                "source_path": r["original"],
+                "licence": r["licence"],
+                "ied_px": fitted["ied_px"],
+                "source_size": fitted["source_size"],
+            }
+        )
+    data["ids"] = np.concatenate([data["ids"], np.array([str(k["id"]) for k in added])])
+    new_mesh = np.stack([np.asarray(k["mesh"]) for k in added]).astype(np.float16)
+    data["mesh"] = np.concatenate([data["mesh"], new_mesh])
+    np.savez_compressed(out / "faces.npz", **data)
+    with (out / "faces.csv").open("w", newline="") as fh:
+        wr = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        wr.writeheader()
+        wr.writerows(rows)
+    return {"added": len(added), "rejected": rejected}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--photos", type=Path, required=True, help="folder of <icpsr>.jpg")
-    ap.add_argument("--members", type=Path, required=True, help="voteview members.csv")
+    ap.add_argument("--photos", type=Path, help="folder of <icpsr>.jpg")
+    ap.add_argument("--members", type=Path, help="voteview members.csv")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--max", type=int, default=480, help="most identities kept")
     ap.add_argument("--holdout", type=int, default=24, help="identities kept for real checks")
@@ -93,16 +216,39 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=PATH=CREDIT",
         help="another public-domain portrait for the holdout set only",
     )
+    ap.add_argument(
+        "--append-people",
+        type=Path,
+        metavar="DIR",
+        help="instead of building: add the --append-split photographs of this real-people "
+        "folder to the existing library in --out as train identities",
+    )
+    ap.add_argument("--append-split", default="library")
+    ap.add_argument("--append-prefix", default="if")
     args = ap.parse_args(argv)
+    if args.append_people is None and (args.photos is None or args.members is None):
+        ap.error("--photos and --members are required unless --append-people is given")
 
     import mediapipe as mp  # noqa: PLC0415 - only this offline step needs it
     from scipy.spatial import Delaunay  # noqa: PLC0415
 
-    members = {r["icpsr"]: r for r in csv.DictReader(args.members.open())}
     mesh_model = mp.solutions.face_mesh.FaceMesh(
         static_image_mode=True, max_num_faces=2, refine_landmarks=False
     )
     seg_model = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+    if args.append_people is not None:
+        res = append_people(
+            args.out,
+            args.append_people,
+            args.append_split,
+            args.append_prefix,
+            mesh_model,
+            seg_model,
+            args.min_ied,
+        )
+        print(json.dumps(res, indent=1))
+        return 0
+    members = {r["icpsr"]: r for r in csv.DictReader(args.members.open())}
     kept: list[dict[str, object]] = []
     rejected: dict[str, int] = {}
 
@@ -121,66 +267,11 @@ def main(argv: list[str] | None = None) -> int:
         if bgr is None or ident not in members:
             reject("unreadable or unknown")
             continue
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        h, w = rgb.shape[:2]
-        res = mesh_model.process(rgb)
-        faces = res.multi_face_landmarks or []
-        if len(faces) != 1:
-            reject("not exactly one face")
+        fitted = fit_photo(ident, bgr, mesh_model, seg_model, args.min_ied)
+        if isinstance(fitted, str):
+            reject(fitted)
             continue
-        mesh = np.array([[p.x * w, p.y * h, p.z * w] for p in faces[0].landmark])
-        lm = five_points(mesh)
-        ied = float(np.linalg.norm(lm[1] - lm[0]))
-        if ied < args.min_ied:
-            reject("face too small")
-            continue
-        mid = (lm[0] + lm[1]) / 2
-        if abs(float(lm[2, 0] - mid[0])) / ied > 0.16:
-            reject("turned head")
-            continue
-        x0, y0 = np.floor(mesh[:, :2].min(0)).astype(int)
-        x1, y1 = np.ceil(mesh[:, :2].max(0)).astype(int)
-        if x0 < 2 or y0 < 2 or x1 > w - 2 or y1 > h - 2:
-            reject("face cut by the frame")
-            continue
-        if _colourfulness(rgb[max(y0, 0) : y1, max(x0, 0) : x1]) < 16.0:
-            reject("black and white")
-            continue
-        seg = seg_model.process(rgb).segmentation_mask
-        # Similarity: eyes level at the canonical midpoint and distance.
-        d = lm[1] - lm[0]
-        s = TEX_IED / ied
-        ang = np.arctan2(d[1], d[0])
-        c, si = s * np.cos(-ang), s * np.sin(-ang)
-        M = np.array([[c, -si, 0.0], [si, c, 0.0]])
-        M[:, 2] = np.asarray(TEX_EYE_MID) - M[:, :2] @ mid
-        tex = cv2.warpAffine(
-            rgb,
-            M,
-            (TEX_W, TEX_H),
-            flags=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC,
-            borderMode=cv2.BORDER_REFLECT,
-        )
-        inside = cv2.warpAffine(np.ones((h, w), np.float32), M, (TEX_W, TEX_H), borderValue=0)
-        person = cv2.warpAffine(seg.astype(np.float32), M, (TEX_W, TEX_H), borderValue=0)
-        person = np.clip(person * (inside > 0.99), 0, 1)
-        tmesh = np.concatenate([mesh[:, :2] @ M[:, :2].T + M[:, 2], mesh[:, 2:] * s], axis=1)
-        if float(person[int(TEX_EYE_MID[1]), int(TEX_EYE_MID[0])]) < 0.5:
-            reject("segmentation missed the face")
-            continue
-        kept.append(
-            {
-                "id": ident,
-                "tex": tex,
-                "mask": (person * 255).round().astype(np.uint8),
-                "mesh": tmesh,
-                "ied_px": round(ied, 1),
-                "source_size": f"{w}x{h}",
-                "photo": rgb,
-                "photo_mesh": mesh,
-                "photo_mask": (np.clip(seg, 0, 1) * 255).round().astype(np.uint8),
-            }
-        )
+        kept.append(fitted)
     extra_kept = [k for k in kept if k["id"] in extras]
     kept = [k for k in kept if k["id"] not in extras][: args.max]
     # Holdout: every k-th identity in id order, deterministic; extras are held out too.

@@ -2,7 +2,8 @@
 of people, each with its fitted 3D face mesh and person mask.
 
 The photographs are official portraits of members of the U.S. Congress (public domain,
-works of the U.S. federal government), aligned to one canonical texture frame by
+works of the U.S. federal government) and, for training only, 25 CC0 stock portraits of
+younger and more varied people (``benchmarks/real_people``'s library half), aligned to one canonical texture frame by
 ``synth.build_faces`` (MediaPipe face mesh and selfie segmentation, an offline step) and
 committed under ``assets/`` with a manifest (``faces.csv``: identity, source, licence,
 split). Identities are split train / dev / test; ``holdout`` identities are kept out of the
@@ -79,6 +80,19 @@ def identities(split: str | None = None) -> tuple[str, ...]:
     """Identity names, all or of one split, in a fixed order."""
     ids, _, _, splits = _index()
     return tuple(str(i) for i in ids if split is None or splits.get(str(i)) == split)
+
+
+#: Backdrops (:func:`synth.sensor._backdrop`) come from the official portraits' office and
+#: studio backgrounds only: identities added later (``build_faces --append-people``) widen
+#: who is rendered without changing any dev or test scene.
+BACKDROP_SOURCE = "voteview/member_photos"
+
+
+@lru_cache(maxsize=1)
+def backdrop_identities() -> tuple[str, ...]:
+    """Identities whose photographs' backgrounds serve as backdrops, in a fixed order."""
+    source = {r["id"]: r["source"] for r in manifest()}
+    return tuple(i for i in identities() if source.get(i, "").startswith(BACKDROP_SOURCE))
 
 
 def manifest() -> list[dict[str, str]]:

@@ -13,7 +13,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from synth.faces import identities, load_face
+from synth.faces import backdrop_identities, load_face
 from synth.geometry import Camera, render_surface, sample_texture
 from synth.materials import Material
 from synth.profiles import SensorProfile
@@ -112,7 +112,7 @@ def _room(W: int, H: int, rng: np.random.Generator) -> np.ndarray:
 def _backdrop(W: int, H: int, rng: np.random.Generator) -> np.ndarray:
     """A real photographed background (office, studio backdrop, flags, shelves): a portrait
     with its person inpainted away, out of focus as behind a subject."""
-    pool = identities()
+    pool = backdrop_identities()
     face = load_face(pool[int(rng.integers(len(pool)))])
     small = cv2.resize(face.rgb, (100, 120), interpolation=cv2.INTER_AREA)
     near = cv2.resize(face.person, (100, 120)) > 0.2

@@ -18,8 +18,10 @@ depth and infrared can render a live head on the photograph's pixel grid
 (:func:`synth.realcheck.live_depth_ir`). ``people.csv`` records source, licence, split,
 whether the photograph is in colour and whether it has a mesh.
 
-Splits (by photograph, each a different person): odd ids ``dev`` (may be looked at when
-choosing between models), even ids ``test`` (report only).
+Splits (by photograph, each a different person): odd ids ``library`` (added to the
+generator's face library as training identities by ``python -m synth.build_faces
+--append-people``), even ids ``test`` (never rendered by the generator, never used to
+choose a model: report only).
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(
             {
                 "id": ident,
-                "split": "dev" if int(ident) % 2 else "test",
+                "split": "library" if int(ident) % 2 else "test",
                 "colour": int(colour),
                 "mesh": int(mesh is not None),
                 "ied_px": round(float(np.linalg.norm(lm[1] - lm[0])), 1) if lm is not None else "",

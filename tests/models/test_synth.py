@@ -355,7 +355,12 @@ def test_identities_are_split_by_person(tiny: Path) -> None:
         assert {split_of[i] for i in identities(split)} == {split}
     assert not holdout & set(identities())
     # Every photograph names its source and licence.
-    assert all(r["source"] and r["source_path"] and "public domain" in r["licence"] for r in rows)
+    assert all(
+        r["source"]
+        and r["source_path"]
+        and ("public domain" in r["licence"] or "CC0" in r["licence"])
+        for r in rows
+    )
     # The benchmark draws each split's victims (and attackers) from that split's people.
     seen: dict[str, set[str]] = {"train": set(), "dev": set(), "test": set()}
     for line in (tiny / "samples.jsonl").read_text().splitlines():
@@ -363,6 +368,26 @@ def test_identities_are_split_by_person(tiny: Path) -> None:
         seen[rec["split"]] |= {rec["victim"], rec["attacker"]}
     for split, people in seen.items():
         assert people and {split_of[p] for p in people} == {split}, split
+
+
+def test_the_independent_real_people_never_reach_the_generator() -> None:
+    """People of ``benchmarks/real_people`` added to the library are train identities only,
+    none of its test people is among them, and backdrops stay the portraits' own (so adding
+    people changes no dev or test scene)."""
+    import csv
+
+    from synth.faces import backdrop_identities, identities, manifest
+
+    root = Path(__file__).resolve().parents[2] / "benchmarks" / "real_people"
+    people = {r["id"]: r["split"] for r in csv.DictReader((root / "people.csv").open())}
+    added = [r for r in manifest() if r["source"].startswith("cjdowner/interfaces")]
+    assert added and all(r["split"] == "train" for r in added)
+    for r in added:
+        assert r["id"].startswith("if") and people[r["id"][2:]] == "library", r["id"]
+    assert {p for p, s in people.items() if s == "test"}.isdisjoint(r["id"][2:] for r in added)
+    backdrops = set(backdrop_identities())
+    assert backdrops and not backdrops & {r["id"] for r in added}
+    assert backdrops <= set(identities())
 
 
 def test_live_face_is_the_unwarped_photograph() -> None:
