@@ -3,11 +3,12 @@ of people, each with its fitted 3D face mesh and person mask.
 
 The photographs are official portraits of members of the U.S. Congress (public domain,
 works of the U.S. federal government) and, for training only, 25 CC0 stock portraits of
-younger and more varied people (``benchmarks/real_people``'s library half), aligned to one canonical texture frame by
-``synth.build_faces`` (MediaPipe face mesh and selfie segmentation, an offline step) and
-committed under ``assets/`` with a manifest (``faces.csv``: identity, source, licence,
-split). Identities are split train / dev / test; ``holdout`` identities are kept out of the
-generator entirely, for checks on real photographs.
+younger and more varied people (``benchmarks/real_people``'s library half), aligned to one
+canonical texture frame by ``synth.build_faces`` (MediaPipe face mesh and selfie
+segmentation, an offline step) and committed under ``assets/`` with a manifest
+(``faces.csv``: identity, source, licence, split). Identities are split train / dev /
+test; ``holdout`` identities are kept out of the generator entirely, for checks on real
+photographs.
 """
 
 from __future__ import annotations
