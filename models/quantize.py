@@ -3,10 +3,10 @@
 ONNX Runtime's static quantisation of the convolutions (QDQ format, per-channel int8
 weights, uint8 activations; the head stays float) calibrated on preprocessed crops of a
 protocol's *train* split — every modality subset, as the service feeds them — writes a
-model with the same inputs, outputs and FlexLive metadata (the operating points are recalibrated on the dev split, because int8
-scores are not the float model's). Whether it is worth it is measured, not assumed:
-``liveness eval`` on both files gives the accuracy change, ``benchmarks/pad_latency.py`` the
-speed change.
+model with the same inputs, outputs and FlexLive metadata (the operating points are
+recalibrated on the dev split, because int8 scores are not the float model's). Whether it
+is worth it is measured, not assumed: ``liveness eval`` on both files gives the accuracy
+change, ``benchmarks/pad_latency.py`` the speed change.
 """
 
 from __future__ import annotations
