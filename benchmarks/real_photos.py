@@ -54,6 +54,7 @@ from synth.realcheck import (  # noqa: E402
     live_depth_ir,
     people_photos,
 )
+from synth.species import PRINT_SPECIES, REPLAY_SPECIES  # noqa: E402
 
 MODES = ("rgb", "rgb+depth+ir")
 #: Every modality subset with colour (``--mode``); the default is MODES.
@@ -68,14 +69,7 @@ def _png(img: Any) -> bytes:
 
 
 #: The attacks rendered from each photograph (``--attacks``), and their scene seeds.
-PHOTO_ATTACKS = (
-    "print_flat",
-    "print_curved",
-    "print_cutout",
-    "replay_phone",
-    "replay_tablet",
-    "replay_monitor",
-)
+PHOTO_ATTACKS = PRINT_SPECIES + REPLAY_SPECIES
 ATTACK_SEED_BASE = 1_300_000
 PROFILES = ("d435", "sr305")
 
