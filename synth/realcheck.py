@@ -50,23 +50,34 @@ def holdout_photos() -> tuple[RealPhoto, ...]:
     meshes = dict(zip((str(i) for i in data["ids"]), data["mesh"], strict=True))
     with (ASSET_DIR / "faces.csv").open(newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["split"] == "holdout"]
-    out = []
-    for r in rows:
-        bgr = cv2.imread(str(ASSET_DIR / "holdout" / f"{r['id']}.jpg"), cv2.IMREAD_COLOR)
-        mask = cv2.imread(str(ASSET_DIR / "holdout" / f"{r['id']}_mask.png"), cv2.IMREAD_GRAYSCALE)
-        if bgr is None or mask is None or r["id"] not in meshes:
-            raise RuntimeError(f"held-out photograph '{r['id']}' is incomplete in {ASSET_DIR}")
-        out.append(
-            RealPhoto(
-                name=r["id"],
-                rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
-                mesh=np.asarray(meshes[r["id"]], np.float32),
-                person=mask.astype(np.float32) / 255.0,
-                source=f"{r['source']}: {r['source_path']}",
-                licence=r["licence"],
-            )
+    return tuple(
+        _load_photo(
+            ASSET_DIR / "holdout",
+            r["id"],
+            meshes.get(r["id"]),
+            f"{r['source']}: {r['source_path']}",
+            r["licence"],
         )
-    return tuple(out)
+        for r in rows
+    )
+
+
+def _load_photo(
+    folder: Path, name: str, mesh: np.ndarray | None, source: str, licence: str
+) -> RealPhoto:
+    """``folder/<name>.jpg`` with its person mask ``<name>_mask.png`` and fitted ``mesh``."""
+    bgr = cv2.imread(str(folder / f"{name}.jpg"), cv2.IMREAD_COLOR)
+    mask = cv2.imread(str(folder / f"{name}_mask.png"), cv2.IMREAD_GRAYSCALE)
+    if bgr is None or mask is None or mesh is None:
+        raise RuntimeError(f"photograph '{name}' is incomplete in {folder}")
+    return RealPhoto(
+        name=name,
+        rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+        mesh=np.asarray(mesh, np.float32),
+        person=mask.astype(np.float32) / 255.0,
+        source=source,
+        licence=licence,
+    )
 
 
 @dataclass(frozen=True)
@@ -93,18 +104,8 @@ def people_photos(root: Path) -> tuple[PersonPhoto, ...]:
         path = root / "photos" / f"{r['id']}.jpg"
         photo = None
         if r["id"] in meshes:
-            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            mask = cv2.imread(str(root / "photos" / f"{r['id']}_mask.png"), cv2.IMREAD_GRAYSCALE)
-            if bgr is None or mask is None:
-                raise RuntimeError(f"photograph '{r['id']}' is incomplete in {root}")
-            photo = RealPhoto(
-                name=r["id"],
-                rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
-                mesh=np.asarray(meshes[r["id"]], np.float32),
-                person=mask.astype(np.float32) / 255.0,
-                source=f"{r['source']} ({r['original']})",
-                licence=r["licence"],
-            )
+            source = f"{r['source']} ({r['original']})"
+            photo = _load_photo(path.parent, r["id"], meshes[r["id"]], source, r["licence"])
         elif not path.is_file():
             raise RuntimeError(f"photograph '{r['id']}' is missing from {root}")
         out.append(PersonPhoto(r["id"], path, r["split"], r["colour"] == "1", photo))

@@ -148,6 +148,25 @@ def live_server() -> Any:
     return serve_in_thread
 
 
+@pytest.fixture(scope="module")
+def bundled_client() -> Iterator[Any]:
+    """An ``httpx.Client`` on the real service with the bundled model (one face per
+    frame), served by uvicorn and ready."""
+    import httpx
+
+    from models import DEFAULT_MODEL_PATH
+    from service.api import create_app
+    from service.settings import Settings
+
+    app = create_app(Settings(model_path=DEFAULT_MODEL_PATH, max_faces=1))
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=60) as c:
+        for _ in range(600):
+            if c.get("/readyz").status_code == 200:
+                break
+            time.sleep(0.05)
+        yield c
+
+
 @pytest.fixture(scope="session")
 def make_spec() -> Any:
     """The :func:`make_test_spec` function (the test model's ModelSpec, with overrides)."""

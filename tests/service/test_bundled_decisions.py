@@ -11,8 +11,6 @@ A broken or untrained model file fails these tests.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import cv2
@@ -20,9 +18,6 @@ import httpx
 import numpy as np
 import pytest
 
-from models import DEFAULT_MODEL_PATH
-from service.api import create_app
-from service.settings import Settings
 from synth import render_scene
 from synth.realcheck import holdout_photos, live_depth_ir
 
@@ -35,14 +30,8 @@ def _png(img: np.ndarray) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def client(live_server: Any) -> Iterator[httpx.Client]:
-    settings = Settings(model_path=DEFAULT_MODEL_PATH, max_faces=1)
-    with live_server(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as c:
-        for _ in range(600):
-            if c.get("/readyz").status_code == 200:
-                break
-            time.sleep(0.05)
-        yield c
+def client(bundled_client: httpx.Client) -> httpx.Client:
+    return bundled_client
 
 
 def _decide(client: httpx.Client, files: dict[str, tuple[str, bytes]]) -> dict[str, Any]:

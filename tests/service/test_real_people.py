@@ -9,20 +9,14 @@ A broken or untrained model, or a face stage that no longer finds real faces, fa
 from __future__ import annotations
 
 import csv
-import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import cv2
 import httpx
 import numpy as np
 import pytest
 
-from models import DEFAULT_MODEL_PATH
-from service.api import create_app
-from service.settings import Settings
 from synth.realcheck import people_photos
 
 ROOT = Path(__file__).resolve().parents[2] / "benchmarks" / "real_people"
@@ -52,14 +46,8 @@ def test_the_set_is_complete_and_licensed() -> None:
 
 
 @pytest.fixture(scope="module")
-def client(live_server: Any) -> Iterator[httpx.Client]:
-    settings = Settings(model_path=DEFAULT_MODEL_PATH, max_faces=1)
-    with live_server(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as c:
-        for _ in range(600):
-            if c.get("/readyz").status_code == 200:
-                break
-            time.sleep(0.05)
-        yield c
+def client(bundled_client: httpx.Client) -> httpx.Client:
+    return bundled_client
 
 
 def _png(img: np.ndarray) -> bytes:
