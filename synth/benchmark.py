@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 #: 2.2.0 adds 25 train identities (CC0 stock portraits: young, women, dark skin, outdoor
 #: light); train scenes change, dev and test scenes are byte-identical to 2.1.1 (whose
 #: ``alt`` flying pixels mix the surfaces on either side of a depth edge, never a hole).
-GENERATOR_VERSION = "2.2.0"
+GENERATOR_VERSION = "2.3.0"
 CROP_SIZE = 112
 #: Profile of the intra-profile protocols and the training side of cross-profile.
 PRIMARY_PROFILE = "d435"

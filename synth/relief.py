@@ -136,12 +136,19 @@ def head_relief(
     s = np.clip(d_in / (0.18 * ied), 0.0, 1.0)
     s = s * s * (3.0 - 2.0 * s)
     height = np.where(inside, s * mh + (1.0 - s) * cont, dome)
-    # Neck (a cylinder behind the face) and shoulders further back, below the jaw.
+    # Neck (a cylinder behind the face) rising out of the shoulders further back, below
+    # the jaw. The neck meets the shoulders where it sinks to their height (no groove),
+    # and the head's continuation (hair, ears) comes down to them over a band below the
+    # jaw line rather than in one step across the whole frame: a step or groove shades as
+    # a dark line in NIR and colour that no real neck shows (a synthetic live cue).
     neck_half = 0.75 * ied
     neck_h = depth_mm * 0.45 * np.sqrt(np.clip(1 - ((x - cx) / neck_half) ** 2, 0, 1))
-    body = np.where(np.abs(x - cx) < neck_half, neck_h, depth_mm * 0.2)
-    below = (y > chin_y - 0.2 * ied) & ~inside
-    height = np.where(below, np.minimum(height, body), height)
+    body = cv2.GaussianBlur(
+        np.maximum(neck_h, depth_mm * 0.2).astype(np.float32), (0, 0), 0.08 * ied
+    )
+    ramp = np.clip((y - (chin_y - 0.2 * ied)) / (0.35 * ied), 0.0, 1.0)
+    ramp = np.where(inside, 0.0, ramp * ramp * (3.0 - 2.0 * ramp))
+    height = np.where(ramp > 0, (1.0 - ramp) * height + ramp * np.minimum(height, body), height)
     # One smoothing over the whole head: no crease where the mesh meets the dome.
     height = cv2.GaussianBlur(height.astype(np.float32), (0, 0), 1.2)
     return height * alpha, alpha, face

@@ -425,6 +425,37 @@ def test_real_photo_nir_shows_the_corneal_glints_of_a_live_face() -> None:
             assert spot > ring + 36, (photo.name, spot, ring)
 
 
+def test_live_head_has_no_groove_or_step_below_the_jaw() -> None:
+    """Below the jaw the head comes down to the neck and shoulders without a groove along
+    the neck's sides or a step across the frame at chin height: both shade as thin dark
+    lines in NIR and colour that no real neck shows, a live cue of the renders alone
+    (generator 2.2.0 had them: grooves 2.6-3.9 mm deep, slopes up to 4.6-6.9 mm per mm;
+    2.3.0: none, at most 1.8-3.0)."""
+    from synth.faces import mesh_triangles
+    from synth.realcheck import IED_MM, holdout_photos
+    from synth.relief import CHIN, head_relief
+
+    for photo in holdout_photos()[:8]:
+        lm = photo.landmarks
+        ied = float(np.linalg.norm(lm[1] - lm[0]))
+        mm_per_px = IED_MM / ied
+        height, alpha, face = head_relief(
+            photo.rgb.shape[:2], photo.mesh, mesh_triangles(), photo.person, mm_per_px
+        )
+        # Away from the silhouette (a dome falls off steeply there) and from the face.
+        keep = cv2.erode((alpha > 0.5).astype(np.uint8), np.ones((3, 3)), iterations=int(0.15 * ied))
+        near_face = cv2.dilate(face.astype(np.uint8), np.ones((3, 3)), iterations=int(0.1 * ied))
+        rows = np.arange(height.shape[0])[:, None] > photo.mesh[CHIN, 1] - 0.5 * ied
+        region = (keep > 0) & (near_face == 0) & rows
+        assert region.sum() > 1000, photo.name
+        gy, gx = np.gradient(height.astype(np.float64))
+        slope = np.hypot(gx, gy) / mm_per_px
+        assert slope[region].max() < 3.5, (photo.name, float(slope[region].max()))
+        k = max(2, int(0.05 * ied))
+        dip = np.minimum(height[:, : -2 * k], height[:, 2 * k :]) - height[:, k:-k]
+        assert dip[region[:, k:-k]].max() < 0.5, (photo.name, float(dip[region[:, k:-k]].max()))
+
+
 def test_prints_show_a_captured_photograph_of_the_victim() -> None:
     """Prints and replays show a bona fide capture of the victim (same renderer and camera),
     so that 'was rendered' or 'has a background' cannot tell live from attack."""
