@@ -443,7 +443,9 @@ def test_live_head_has_no_groove_or_step_below_the_jaw() -> None:
             photo.rgb.shape[:2], photo.mesh, mesh_triangles(), photo.person, mm_per_px
         )
         # Away from the silhouette (a dome falls off steeply there) and from the face.
-        keep = cv2.erode((alpha > 0.5).astype(np.uint8), np.ones((3, 3)), iterations=int(0.15 * ied))
+        keep = cv2.erode(
+            (alpha > 0.5).astype(np.uint8), np.ones((3, 3)), iterations=int(0.15 * ied)
+        )
         near_face = cv2.dilate(face.astype(np.uint8), np.ones((3, 3)), iterations=int(0.1 * ied))
         rows = np.arange(height.shape[0])[:, None] > photo.mesh[CHIN, 1] - 0.5 * ied
         region = (keep > 0) & (near_face == 0) & rows
