@@ -67,12 +67,14 @@ def test_bundled_config_matches_the_model_card_recipe() -> None:
     assert "DATA=data/synth/standard" in card  # calibrated and tested on standard
     # the fine-tuning stages: each starts from the previous stage's networks, on the same
     # data, and the card runs each of them
-    # (the last two on generator 2.2.0's scenes, whose train people are more varied; the
-    # card generates them)
+    # (the fifth and sixth on generator 2.2.0's scenes, whose train people are more varied,
+    # the seventh on 2.3.0's, whose necks have no groove; the card generates both)
     previous = cfg
     stages = {f"finetune{i}": cfg.data for i in (1, 2, 3, 4)}
     stages |= {f"finetune{i}": "data/synth/large-train-220" for i in (5, 6)}
-    assert "--out data/synth/large-train-220 --scale large --split train --seed 0" in card
+    stages |= {"finetune7": "data/synth/large-train-230"}
+    for generated in ("large-train-220", "large-train-230"):
+        assert f"--out data/synth/{generated} --scale large --split train --seed 0" in card
     for stage, data in stages.items():
         tuned = TrainConfig.from_yaml(ROOT / "configs" / f"flexlive-lite-{stage}.yaml")
         assert tuned.init == str(Path(previous.out) / "checkpoint.pt")
