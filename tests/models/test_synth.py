@@ -431,8 +431,8 @@ def test_live_head_has_no_groove_or_step_below_the_jaw() -> None:
     lines in NIR and colour that no real neck shows, a live cue of the renders alone
     (generator 2.2.0 had them: grooves 2.6-3.9 mm deep, slopes up to 4.6-6.9 mm per mm;
     2.3.0: none, at most 1.8-3.0)."""
-    from synth.faces import mesh_triangles
-    from synth.realcheck import IED_MM, holdout_photos
+    from synth.faces import IED_MM, mesh_triangles
+    from synth.realcheck import holdout_photos
     from synth.relief import CHIN, head_relief
 
     for photo in holdout_photos()[:8]:

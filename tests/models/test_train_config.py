@@ -4,6 +4,7 @@ one does."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,15 @@ def test_bundled_config_matches_the_model_card_recipe() -> None:
         assert tuned.init == str(Path(previous.out) / "checkpoint.pt")
         assert (tuned.data, tuned.protocol, tuned.model) == (data, cfg.protocol, cfg.model)
         assert tuned.model_overrides == cfg.model_overrides and tuned.species_weight
-        assert f"--config configs/flexlive-lite-{stage}.yaml" in card
+        # the card runs the stage from the previous stage's networks, with its seed and out
+        call = re.search(
+            rf"^finetune configs/flexlive-lite-{stage}\.yaml (\S+) (\S+) (\d+)$", card, re.M
+        )
+        assert call is not None, stage
+        assert (
+            f"runs/{call[1]}-s0/checkpoint.pt" == tuned.init and f"runs/{call[2]}-s0" == tuned.out
+        )
+        assert int(call[3]) == tuned.seed, stage
         previous = tuned
 
 

@@ -17,42 +17,29 @@ done; wait
 # (silicone masks x3; from the second on also rigid masks and bona fide x1.5): 15 epochs each
 # at lr 1e-3 (about 22 min wall per stage side by side), then 12 at 5e-4 and 10 at 3e-4 with
 # the corneal glints hidden in 30 % and 50 % of the NIR eyes (about 16 min each; 2026-12-04)
-for s in 0 1; do
-  liveness train --config configs/flexlive-lite-finetune1.yaml --init runs/default-s$s/checkpoint.pt \
-    --seed $((s + 10)) --out runs/default-ft1-s$s &
-done; wait
-for s in 0 1; do
-  liveness train --config configs/flexlive-lite-finetune2.yaml --init runs/default-ft1-s$s/checkpoint.pt \
-    --seed $((s + 20)) --out runs/default-ft2-s$s &
-done; wait
-for s in 0 1; do
-  liveness train --config configs/flexlive-lite-finetune3.yaml --init runs/default-ft2-s$s/checkpoint.pt \
-    --seed $((s + 50)) --out runs/default-ft3-s$s &
-done; wait
-for s in 0 1; do
-  liveness train --config configs/flexlive-lite-finetune4.yaml --init runs/default-ft3-s$s/checkpoint.pt \
-    --seed $((s + 70)) --out runs/default-ft4-s$s &
-done; wait
+# finetune CONFIG FROM TO SEED: one fine-tuning stage, both networks side by side, each
+# from its own weights of the stage FROM (seeds SEED and SEED + 1)
+finetune() {
+  for s in 0 1; do
+    liveness train --config "$1" --init "runs/$2-s$s/checkpoint.pt" --seed $((s + $4)) \
+      --out "runs/$3-s$s" &
+  done; wait
+}
+finetune configs/flexlive-lite-finetune1.yaml default default-ft1 10
+finetune configs/flexlive-lite-finetune2.yaml default-ft1 default-ft2 20
+finetune configs/flexlive-lite-finetune3.yaml default-ft2 default-ft3 50
+finetune configs/flexlive-lite-finetune4.yaml default-ft3 default-ft4 70
 # (that is 2.6.0) then two stages on generator 2.2.0's training scenes, whose train people
 # include 25 CC0 portraits of younger, more varied people: 10 epochs at 3e-4, 6 at 1e-4
 # (16 and 10 min wall; the scenes 953 s; 2026-12-04)
 liveness synth benchmark --out data/synth/large-train-220 --scale large --split train --seed 0
-for s in 0 1; do
-  liveness train --config configs/flexlive-lite-finetune5.yaml --init runs/default-ft4-s$s/checkpoint.pt \
-    --seed $((s + 80)) --out runs/default-ft5-s$s &
-done; wait
-for s in 0 1; do
-  liveness train --config configs/flexlive-lite-finetune6.yaml --init runs/default-ft5-s$s/checkpoint.pt \
-    --seed $((s + 90)) --out runs/default-ft6-s$s &
-done; wait
+finetune configs/flexlive-lite-finetune5.yaml default-ft4 default-ft5 80
+finetune configs/flexlive-lite-finetune6.yaml default-ft5 default-ft6 90
 # (that is 2.7.0) then one stage on generator 2.3.0's training scenes, whose live heads have
 # a neck without the grooves and steps below the jaw: 6 epochs at 1e-4 (20 min wall beside
-# the benchmark's generation; the scenes 964 s; 2026-12-04)
+# the benchmark's generation; the scenes 963 s; 2026-12-04)
 liveness synth benchmark --out data/synth/large-train-230 --scale large --split train --seed 0
-for s in 0 1; do
-  liveness train --config configs/flexlive-lite-finetune7.yaml --init runs/default-ft6-s$s/checkpoint.pt \
-    --seed $((s + 100)) --out runs/default-ft7-s$s &
-done; wait
+finetune configs/flexlive-lite-finetune7.yaml default-ft6 default-ft7 100
 liveness export --checkpoint runs/default-ft7-s0/checkpoint.pt --checkpoint runs/default-ft7-s1/checkpoint.pt \
   --out models/default/flexlive-lite.onnx --data $DATA --protocol combined --version 2.8.0 \
   --training-data "FlexLive synthetic multi-sensor PAD benchmark, generator 2.3.0: real portrait photographs of 481 people (456 public-domain official U.S. Congress portraits; 25 CC0 stock portraits of younger, more varied people, train split only) with fitted 3D face meshes, split by person; trained on the train split of scale 'large' (liveness synth benchmark --scale large --split train --seed 0; a superset of 'standard''s train split, disjoint from its dev and test) for 30 epochs, then seven fine-tuning stages (15, 15, 12, 10, 10, 6, 6 epochs) drawing silicone masks x3 (the second to seventh also rigid masks and bona fide x1.5; the third also hides the corneal glints of 30 % of NIR eyes, the fourth to seventh of 50 %), the first four on generator 2.1.1's scenes, the fifth and sixth (lr 3e-4, then 1e-4) on 2.2.0's, the seventh (lr 1e-4) on 2.3.0's (no groove or step below the jaw); calibrated and tested on generator 2.3.0's 'standard' (--scale standard --seed 0); protocol 'combined' = both sensor profiles (d435 active stereo, sr305 short-range structured light), 9600 training crops (3120 bona fide; print flat/curved/cut-out, replay phone/tablet/monitor, paper/rigid/silicone masks), 112x112 aligned RGB/depth(mm)/IR. SYNTHETIC DATA ONLY: never a real attack."
