@@ -53,6 +53,13 @@ def _pairs(items: object, option: str, form: str, convert: Callable[[str], Any])
     help="Protocol name under DATA/protocols/ (train/dev/test lists).",
 )
 @click.option(
+    "--extra-data",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Another data root whose train split (same protocol) joins DATA's; the dev split "
+    "stays DATA's. Repeatable.",
+)
+@click.option(
     "--network",
     "model_name",
     default="flexlive_lite",
@@ -166,6 +173,7 @@ def train(ctx: click.Context, **kw: object) -> None:
     # CLI option → TrainConfig field
     values: dict[str, object] = {
         "data": kw["data"],
+        "extra_data": list(kw["extra_data"]),  # type: ignore[call-overload]
         "protocol": kw["protocol"],
         "out": kw["out"],
         "model": kw["model_name"],

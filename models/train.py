@@ -53,6 +53,10 @@ class SetupError(ValueError):
 class TrainConfig:
     data: str
     protocol: str = "intra"
+    #: Further data roots whose ``protocol`` train split joins ``data``'s (the dev split
+    #: stays ``data``'s): more renders of the training people, or your captures beside a
+    #: public dataset.
+    extra_data: list[str] = field(default_factory=list)
     out: str = "runs/flexlive-lite"
     model: str = "flexlive_lite"
     model_overrides: dict[str, Any] = field(default_factory=dict)
@@ -310,7 +314,7 @@ def train(cfg: TrainConfig) -> Path:
     amp = cfg.amp and device.type == "cuda"
     spec = base_spec(net, cfg.depth_range_mm)
     kw = {"depth_encoding": cfg.depth_encoding, "depth_range_mm": cfg.depth_range_mm}
-    train_crops = CropCache.from_protocol(cfg.data, cfg.protocol, "train", **kw)
+    train_crops = CropCache.from_protocols([cfg.data, *cfg.extra_data], cfg.protocol, "train", **kw)
     dev_crops = _dev_crops(cfg, kw)
     subset = parse_subset(cfg.subset) if cfg.subset else None
     dropout = (

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -241,6 +242,28 @@ class CropCache:
         cls, data_root: str | Path, protocol: str, split: str, **kw: object
     ) -> CropCache:
         return cls(data_root, read_protocol(protocol_path(data_root, protocol, split)), **kw)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_protocols(
+        cls, data_roots: Sequence[str | Path], protocol: str, split: str, **kw: object
+    ) -> CropCache:
+        """One cache over ``split`` of several data roots (e.g. two renders of the same
+        training people, or a public dataset beside your own captures): each entry's paths
+        are resolved against its own root."""
+        if not data_roots:
+            raise ValueError("at least one data root is required")
+        if len(data_roots) == 1:
+            return cls.from_protocol(data_roots[0], protocol, split, **kw)
+        entries: list[ProtocolEntry] = []
+        for root in data_roots:
+            base = Path(root).resolve()
+
+            def under(rel: str, base: Path = base) -> str:
+                return rel if rel in MISSING else str(base / rel)
+
+            for e in read_protocol(protocol_path(root, protocol, split)):
+                entries.append(replace(e, rgb=under(e.rgb), depth=under(e.depth), ir=under(e.ir)))
+        return cls(Path("/"), entries, **kw)  # type: ignore[arg-type]
 
     def __len__(self) -> int:
         return len(self.entries)

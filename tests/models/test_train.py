@@ -162,3 +162,32 @@ def test_species_weight_draws_species_in_proportion(toy: Path) -> None:
         make_loader(ds, _cfg(toy, toy / "u", species_weight={"print": 0}), shuffle=True)
     with pytest.raises(SetupError, match="positive"):  # YAML "yes" is a bool, not a weight
         make_loader(ds, _cfg(toy, toy / "u", species_weight={"print": True}), shuffle=True)
+
+
+def test_extra_data_joins_another_roots_train_split(toy: Path, tmp_path: Path) -> None:
+    """``extra_data`` adds another data root's train split (its paths resolved against its
+    own root, same relative names as ``data``'s) while dev stays ``data``'s; a missing
+    list is refused by its path."""
+    import numpy as np
+
+    from models.datasets.crops import CropCache
+    from models.datasets.protocol import ProtocolError
+
+    other = write_toy_dataset(tmp_path / "other", n_per_split=16, size=112, seed=5)
+    joined = CropCache.from_protocols([toy, other], "intra", "train")
+    own = CropCache.from_protocol(toy, "intra", "train")
+    extra = CropCache.from_protocol(other, "intra", "train")
+    assert len(joined) == len(own) + len(extra) == 48
+    # the same relative file names, read from each root's own files
+    assert joined.entries[0].rgb.endswith(own.entries[0].rgb)
+    assert np.array_equal(joined[0].rgb, own[0].rgb)
+    assert np.array_equal(joined[len(own)].rgb, extra[0].rgb)
+    assert not np.array_equal(joined[len(own)].rgb, own[0].rgb)
+    assert list(joined.labels) == list(own.labels) + list(extra.labels)
+    path = train(_cfg(toy, tmp_path / "run", epochs=1, extra_data=[str(other)]))
+    _, ckpt = load_checkpoint(path)
+    assert ckpt["train_samples"] == 48
+    assert ckpt["history"][0]["steps"] == 3  # 48 samples in batches of 16
+    assert ckpt["history"][0]["dev_eer"] is not None  # dev: data's own
+    with pytest.raises(ProtocolError, match="nowhere"):
+        CropCache.from_protocols([toy, tmp_path / "nowhere"], "intra", "train")
