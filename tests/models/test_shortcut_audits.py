@@ -325,3 +325,38 @@ def test_occlusion_command(bench: Path, tmp_path: Path, make_spec: Any) -> None:
     assert "| all | 12 |" in proc.stdout and "100.0 %" in proc.stdout
     img = cv2.imread(str(png))
     assert img is not None and img.shape[0] == len(groups) * 224
+
+
+# -- errors by head pose ---------------------------------------------------------------------
+def test_errors_by_pose_partition_the_test_split(bench: Path) -> None:
+    """Each axis's bins split the test split without loss, and their errors add up to the
+    model's overall BPCER/APCER at its own threshold; the landmark proxies grow with the
+    head's pitch (down) and fall with its yaw, as the face stage's limits assume."""
+    import pad_by_pose
+
+    from models.evaluate import read_spec, score_crops, session
+    from models.spec import parse_subset
+
+    model = Path(__file__).resolve().parents[2] / "models" / "default" / "flexlive-lite.onnx"
+    out = pad_by_pose.errors_by_pose(model, bench, "combined", ["rgb", "rgb+depth+ir"], 1)
+    test = CropCache.from_protocol(bench, "combined", "test")
+    bona = test.labels == 1
+    spec = read_spec(model)
+    for name, e in out.items():
+        scores = score_crops(session(model, 1), spec, test, parse_subset(name))
+        t = spec.threshold(None, parse_subset(name))
+        assert e["threshold"] == t
+        for axis in ("pitch", "yaw ±"):
+            rows = [r for r in e["bins"] if r["axis"] == axis]
+            assert sum(r["bona_fide"] for r in rows) == bona.sum()
+            assert sum(r["attacks"] for r in rows) == (~bona).sum()
+            missed = sum(r["bpcer"] * r["bona_fide"] for r in rows if r["bona_fide"])
+            passed = sum(r["apcer"] * r["attacks"] for r in rows if r["attacks"])
+            assert missed == pytest.approx(np.sum(scores[bona] < t))
+            assert passed == pytest.approx(np.sum(scores[~bona] >= t))
+    prox = pad_by_pose.proxies(16)
+    assert prox["found"] >= 14
+    assert prox["pitch_per_degree"] > 0.004 and prox["yaw_per_degree"] < -0.01
+    lo, hi = prox["pitch_limit_degrees"]
+    assert lo < 0 < hi
+    assert "pitch ≥ 12°" in pad_by_pose.report(out, prox)
