@@ -152,10 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args(argv)
-    names = args.networks or list_models()
-    unknown = sorted(set(names) - set(list_models()))
+    # The paper-scale networks are what a GPU is for: they are measured too.
+    registered = list_models(include_large=True)
+    names = args.networks or registered
+    unknown = sorted(set(names) - set(registered))
     if unknown:
-        ap.error(f"unknown network(s) {unknown}; registered: {list_models()}")
+        ap.error(f"unknown network(s) {unknown}; registered: {registered}")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda but torch sees no GPU")

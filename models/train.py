@@ -200,13 +200,18 @@ class Distributed:
 
     rank: int = 0
     world: int = 1
+    #: This process's index on its node (``LOCAL_RANK``): its GPU there.
+    local_rank: int = 0
 
     @property
     def main(self) -> bool:
         return self.rank == 0
 
     @classmethod
-    def from_env(cls) -> Distributed:
+    def from_env(cls, device: str = "auto") -> Distributed:
+        """Join the process group: NCCL when the ranks train on GPUs (``device`` auto with
+        a GPU, or cuda), gloo on CPUs. NCCL needs a GPU of its own per process: more
+        processes on a node than GPUs is refused before any group is formed."""
         import os
 
         world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -214,9 +219,20 @@ class Distributed:
             return cls()
         import torch.distributed as td
 
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        on_gpu = device != "cpu" and torch.cuda.is_available()
+        if on_gpu:
+            per_node = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+            gpus = torch.cuda.device_count()
+            if per_node > gpus:
+                raise SetupError(
+                    f"{per_node} training processes on this node but {gpus} GPU(s): each "
+                    f"process needs a GPU of its own (NCCL); start --nproc_per_node {gpus}, "
+                    "or train on the CPUs with --device cpu (gloo)"
+                )
         if not td.is_initialized():
-            td.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        return cls(rank=td.get_rank(), world=td.get_world_size())
+            td.init_process_group("nccl" if on_gpu else "gloo")
+        return cls(rank=td.get_rank(), world=td.get_world_size(), local_rank=local_rank)
 
 
 def weights_digest(net: torch.nn.Module) -> str:
@@ -248,7 +264,7 @@ def resolve_device(name: str, dist: Distributed | None = None) -> torch.device:
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise SetupError("--device cuda: torch sees no GPU (a CPU build of torch, or no driver)")
-    index = (dist.rank % torch.cuda.device_count()) if dist is not None else 0
+    index = dist.local_rank if dist is not None else 0
     torch.cuda.set_device(index)
     return torch.device("cuda", index)
 
@@ -303,7 +319,7 @@ def train(cfg: TrainConfig) -> Path:
     """Train and write ``<out>/checkpoint.pt`` (+ ``config.json``, ``history.json``)."""
     torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
-    dist = Distributed.from_env()
+    dist = Distributed.from_env(cfg.device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device, dist)
@@ -463,7 +479,8 @@ def train(cfg: TrainConfig) -> Path:
     ckpt = {
         "config": asdict(cfg),
         "model": net.config(),
-        "state_dict": net.state_dict(),
+        # CPU tensors: a network trained on a GPU loads anywhere (export runs on CPUs).
+        "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
         "depth_range_mm": cfg.depth_range_mm,
         "history": history,
         "train_seconds": seconds,

@@ -171,7 +171,10 @@ def _cfg(tiny: Path, out: Path, **kw: Any) -> TrainConfig:
 def test_a_resumed_run_ends_with_the_uninterrupted_weights(
     tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    straight = torch.load(train(_cfg(tiny, tmp_path / "a")), weights_only=False)
+    """On the CPU a resumed run is bit-identical (on a GPU only close: its kernels are not
+    deterministic, and only the CPU generators are restored; docs/training.md)."""
+
+    straight = torch.load(train(_cfg(tiny, tmp_path / "a", device="cpu")), weights_only=False)
 
     calls = {"n": 0}
     real_predict = train_mod.predict
@@ -184,16 +187,18 @@ def test_a_resumed_run_ends_with_the_uninterrupted_weights(
 
     monkeypatch.setattr(train_mod, "predict", crash_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
-        train(_cfg(tiny, tmp_path / "b"))
+        train(_cfg(tiny, tmp_path / "b", device="cpu"))
     monkeypatch.setattr(train_mod, "predict", real_predict)
     assert torch.load(tmp_path / "b" / "last.pt", weights_only=False)["epoch"] == 1
-    resumed = torch.load(train(_cfg(tiny, tmp_path / "b", resume=True)), weights_only=False)
+    resumed = torch.load(
+        train(_cfg(tiny, tmp_path / "b", device="cpu", resume=True)), weights_only=False
+    )
     assert [h["epoch"] for h in resumed["history"]] == [1, 2]
     for k, v in straight["state_dict"].items():
         assert torch.equal(v, resumed["state_dict"][k]), k
     # another run's state is refused, not silently continued
     with pytest.raises(ResumeError, match="lr"):
-        train(_cfg(tiny, tmp_path / "b", resume=True, lr=0.01))
+        train(_cfg(tiny, tmp_path / "b", device="cpu", resume=True, lr=0.01))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: cuda is valid")
@@ -205,3 +210,31 @@ def test_asking_for_a_gpu_without_one_is_one_line(tiny: Path, tmp_path: Path) ->
     )
     assert res.exit_code == 1 and "torch sees no GPU" in res.output, res.output
     assert not isinstance(res.exception, ValueError)  # handled, not a traceback
+
+
+def test_more_processes_than_gpus_is_refused_before_the_group_forms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NCCL needs a GPU per process: two processes on a one-GPU node stop with a sentence
+    that says what to start instead, before any process group is formed; on the CPUs
+    (``--device cpu``) the same two processes would use gloo."""
+    import torch.distributed as td
+
+    from models.train import Distributed, SetupError
+
+    formed: list[str] = []
+    monkeypatch.setattr(td, "is_initialized", lambda: False)
+    monkeypatch.setattr(td, "init_process_group", lambda backend: formed.append(backend))
+    monkeypatch.setattr(td, "get_rank", lambda: 1)
+    monkeypatch.setattr(td, "get_world_size", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for k, v in {"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "LOCAL_RANK": "1"}.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(SetupError, match="2 training processes on this node but 1 GPU"):
+        Distributed.from_env("auto")
+    assert formed == []
+    dist = Distributed.from_env("cpu")
+    assert formed == ["gloo"] and (dist.rank, dist.world, dist.local_rank) == (1, 2, 1)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert Distributed.from_env("auto").local_rank == 1 and formed[-1] == "nccl"

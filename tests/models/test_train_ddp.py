@@ -29,6 +29,7 @@ def test_two_ranks_end_with_identical_weights(tmp_path: Path) -> None:
         "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
         "-m", "service.cli", "train", "--data", str(data), "--protocol", "intra",
         "--epochs", "2", "--batch-size", "4", "--threads", "1", "--out", str(out),
+        "--device", "cpu",  # gloo; on a GPU machine NCCL would need a GPU per process
     ]  # fmt: skip
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert res.returncode == 0, res.stderr[-3000:]
