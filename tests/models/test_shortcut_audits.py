@@ -359,4 +359,5 @@ def test_errors_by_pose_partition_the_test_split(bench: Path) -> None:
     assert prox["pitch_per_degree"] > 0.004 and prox["yaw_per_degree"] < -0.01
     lo, hi = prox["pitch_limit_degrees"]
     assert lo < 0 < hi
+    assert 0 < prox["pitch_error_degrees_with_mouth_width"] <= prox["pitch_error_degrees"] + 1e-9
     assert "pitch ≥ 12°" in pad_by_pose.report(out, prox)
