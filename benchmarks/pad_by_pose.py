@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.datasets.crops import CropCache  # noqa: E402
 from models.evaluate import read_spec, score_crops, session  # noqa: E402
+from models.metrics import Rate, bpcer  # noqa: E402
 from models.spec import parse_subset  # noqa: E402
 
 #: (name, lower, upper) bins of the true angles, degrees (pitch > 0: head down).
@@ -63,15 +64,19 @@ def errors_by_pose(
         for axis, values, bins in (("pitch", pitch, PITCH_BINS), ("yaw ±", yaw, YAW_BINS)):
             for label, lo, hi in bins:
                 m = (values >= lo) & (values < hi)
-                b, a = m & bona, m & ~bona
+                missed = bpcer(scores[m], test.labels[m], t)
+                attacks = scores[m & ~bona]
+                passed = Rate(int((attacks >= t).sum()), int(attacks.size))
                 rows.append(
                     {
                         "axis": axis,
                         "bin": label,
-                        "bona_fide": int(b.sum()),
-                        "bpcer": float(np.mean(scores[b] < t)) if b.any() else None,
-                        "attacks": int(a.sum()),
-                        "apcer": float(np.mean(scores[a] >= t)) if a.any() else None,
+                        "bona_fide": missed.total,
+                        "bpcer": missed.value if missed.total else None,
+                        "bpcer_ci95": list(missed.interval),
+                        "attacks": passed.total,
+                        "apcer": passed.value if passed.total else None,
+                        "apcer_ci95": list(passed.interval),
                     }
                 )
         out[name] = {"threshold": t, "bins": rows}
@@ -131,19 +136,24 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f} %"
 
 
+def _ci(interval: list[float]) -> str:
+    return f"[{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
+
+
 def report(errors: dict[str, Any], prox: dict[str, Any] | None) -> str:
     lines = []
     for name, e in errors.items():
         lines += [
             f"**{name}** (threshold {e['threshold']:.3f})",
             "",
-            "| true pose | bona fide | BPCER | attacks | APCER |",
+            "| true pose | bona fide | BPCER [95 % CI] | attacks | APCER [95 % CI] |",
             "| --- | --- | --- | --- | --- |",
         ]
         for r in e["bins"]:
             lines.append(
-                f"| {r['axis']} {r['bin']} | {r['bona_fide']} | {_pct(r['bpcer'])} | "
-                f"{r['attacks']} | {_pct(r['apcer'])} |"
+                f"| {r['axis']} {r['bin']} | {r['bona_fide']} | {_pct(r['bpcer'])} "
+                f"{_ci(r['bpcer_ci95'])} | {r['attacks']} | {_pct(r['apcer'])} "
+                f"{_ci(r['apcer_ci95'])} |"
             )
         lines.append("")
     if prox is not None:

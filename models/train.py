@@ -506,13 +506,8 @@ class ResumeError(SetupError):
 def _check_resumable(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
     """A run resumes only the run it continues: same config except runtime fields. A field
     added since ``saved`` was written counts as its default there."""
-    import dataclasses
-
     now = asdict(cfg)
-    defaults = {
-        f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        for f in fields(TrainConfig)
-    }
+    defaults = asdict(TrainConfig(data=cfg.data))
     differ = sorted(
         k
         for k in now
