@@ -133,6 +133,12 @@ def _pairs(items: object, option: str, form: str, convert: Callable[[str], Any])
     help="Rate at which a sample's NIR eyes lose their corneal glints (a blink, glasses), "
     "every species alike: a missing glint must not read as an attack.",
 )
+@click.option(
+    "--freeze-batchnorm",
+    is_flag=True,
+    help="Keep batch norms in eval mode (statistics fixed); required with an --init "
+    "checkpoint rebuilt from an ONNX file by 'liveness checkpoints'.",
+)
 @click.option("--out", default="runs/flexlive-lite", show_default=True, type=click.Path())
 @click.option(
     "--config",
@@ -198,6 +204,7 @@ def train(ctx: click.Context, **kw: object) -> None:
         "init": kw["init"],
         "species_weight": species_weight,
         "hide_glints": kw["hide_glints"],
+        "freeze_batchnorm": kw["freeze_batchnorm"],
     }
     source = {
         "model": "model_name",
@@ -498,3 +505,28 @@ def quantize_command(model_path: Path, data: str, protocol: str, out: Path, samp
         f"operating points recalibrated on {protocol}/dev. Compare: liveness eval --model "
         f"{model_path} --model {out} --data {data} --protocol {protocol}"
     )
+
+
+@click.command("checkpoints")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the checkpoints (OUT/member-K/checkpoint.pt for an ensemble).",
+)
+def checkpoints(model: str, out: str) -> None:
+    """Rebuild training checkpoints from an exported MODEL (e.g. the bundled one) to
+    fine-tune it: 'liveness train --init OUT/member-0/checkpoint.pt --freeze-batchnorm'.
+
+    Batch norms are folded into the exported convolutions; the rebuilt networks reproduce
+    the file's scores (checked with ONNX Runtime before writing) and train with their
+    batch norms frozen."""
+    from models.from_onnx import RecoveryError, checkpoints_from_onnx
+
+    try:
+        paths = checkpoints_from_onnx(model, out)
+    except RecoveryError as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in paths:
+        click.echo(f"checkpoint: {path}")

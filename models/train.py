@@ -36,6 +36,7 @@ from tqdm import tqdm
 from models.crop import FACE_SCALE, face_ellipse_mask
 from models.datasets.crops import Augment, CropCache, ModalityDropout, protocol_path
 from models.datasets.torch_dataset import PadDataset, RepeatAwareSampler
+from models.from_onnx import FOLDED_KEY, freeze_batchnorm
 from models.metrics import eer
 from models.nets import create_model
 from models.nets.base import FlexModalNet
@@ -90,6 +91,10 @@ class TrainConfig:
     #: Rate at which a training sample's NIR eyes lose their corneal glints (blinks,
     #: glasses), every species alike, so that no glint never reads as an attack.
     hide_glints: float = 0.0
+    #: Keep every batch norm in eval mode while training (running statistics fixed, scale
+    #: and shift still learnt). Required to fine-tune a network rebuilt from an exported
+    #: ONNX file (``liveness checkpoints``), whose statistics are folded into its weights.
+    freeze_batchnorm: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.hide_glints, bool) or not 0.0 <= float(self.hide_glints) <= 1.0:
@@ -288,6 +293,12 @@ def _init_from(net: FlexModalNet, cfg: TrainConfig) -> None:
             f"init: {path} holds {ckpt['model']}, this run builds {net.config()}; "
             "set model/model_overrides to match"
         )
+    if ckpt.get(FOLDED_KEY) and not cfg.freeze_batchnorm:
+        raise SetupError(
+            f"init: {path} was rebuilt from an exported model and its batch norms are folded "
+            "into the convolutions; fine-tune it with --freeze-batchnorm (config key "
+            "freeze_batchnorm: true)"
+        )
     net.load_state_dict(ckpt["state_dict"])
     log.info("starting from the weights of %s", path)
 
@@ -404,6 +415,8 @@ def train(cfg: TrainConfig) -> Path:
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
         model.train()
+        if cfg.freeze_batchnorm:
+            freeze_batchnorm(model)
         losses = []
         # The bar counts the steps this epoch will really take (the last epoch may stop
         # early at --max-steps) and is closed before the epoch's log line.

@@ -25,6 +25,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("models.commands:train", "Train a flexible-modal network (needs the train extra)."),
     "eval": ("models.commands:evaluate", "Evaluate a model on a protocol (PAD metrics)."),
     "export": ("models.commands:export", "Export a trained checkpoint to ONNX with metadata."),
+    "checkpoints": (
+        "models.commands:checkpoints",
+        "Rebuild training checkpoints from an exported model (fine-tune it).",
+    ),
     "quantize": ("models.commands:quantize_command", "INT8 copy of an exported model (CPU)."),
     "bench": ("service.commands:bench", "Measure latency/throughput of the serving path."),
     "expert": ("service.expert_eval:expert", "Calibrate/evaluate the RGB expert's fusion."),
@@ -37,6 +41,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 NEEDS: dict[str, tuple[str, ...]] = {
     "train": ("torch",),
     "eval": ("onnx",),
+    "checkpoints": ("torch", "onnx"),
     "export": ("onnx",),  # and torch, checked by the command unless it writes --triton
     "quantize": ("onnx",),
 }
