@@ -116,7 +116,8 @@ def _pairs(items: object, option: str, form: str, convert: Callable[[str], Any])
     "--init",
     default=None,
     type=click.Path(exists=True, dir_okay=False),
-    help="Start from this checkpoint.pt's weights (fine-tune a trained network on new data).",
+    help="Start from this checkpoint.pt's weights (fine-tune a trained network on new data; "
+    "the bundled model's networks: 'liveness checkpoints').",
 )
 @click.option(
     "--species-weight",
