@@ -26,9 +26,16 @@ mesh (the six print and replay species, the generator's sheet, screen and camera
 as ``liveness expert eval`` does for the held-out people) and sends them in the same
 modes: every one should be ``spoof``, or ``uncertain``, and never ``live``.
 
+The service tells a client why it could not judge a face (``face_too_small``, ``no_face``,
+``too_bright`` …), and the client may be the attacker. ``--adaptive N`` plays one who
+follows that guidance: an attack answered with a capture reason is presented again, up
+to N more times per mode — closer for ``face_too_small`` (the drawn distance × 0.7),
+farther for ``face_too_close`` (× 1.3), otherwise a new presentation (another draw of
+pose, light and instrument) — and the last answer is reported beside the first.
+
     python benchmarks/real_photos.py [--model models/default/flexlive-lite.onnx] [--json out.json]
         [--mode rgb --mode rgb+depth --mode rgb+ir --mode rgb+depth+ir] [--no-glints]
-        [--people benchmarks/real_people] [--attacks]
+        [--people benchmarks/real_people] [--attacks [--adaptive 3]]
 """
 
 from __future__ import annotations
@@ -72,6 +79,36 @@ def _png(img: Any) -> bytes:
 PHOTO_ATTACKS = PRINT_SPECIES + REPLAY_SPECIES
 ATTACK_SEED_BASE = 1_300_000
 PROFILES = ("d435", "sr305")
+#: Reasons that ask the client to present the face again, and how an attacker complies
+#: (``--adaptive``): a factor on the instrument's distance, or None for a new presentation.
+CAPTURE_REASONS: dict[str, float | None] = {
+    "face_too_small": 0.7,
+    "face_too_close": 1.3,
+    "face_cut_by_edge": None,
+    "too_dark": None,
+    "too_bright": None,
+    "blurred": None,
+    "pose_too_large": None,
+    "depth_holes": None,
+    "ir_saturated": None,
+    "no_face": None,
+}
+#: Seed step between an attacker's presentations of the same instrument.
+RETRY_SEED_STEP = 7919
+
+
+def retry(decision: str, reasons: list[str]) -> float | None | bool:
+    """How an attacker who follows the service's guidance presents again after this
+    answer: a distance factor, None (a new presentation), or False (no guidance to follow:
+    the face was judged)."""
+    if decision == "live" or decision == "spoof":
+        return False
+    asked = [r for r in (reasons or ["no_face"]) if r in CAPTURE_REASONS]
+    if decision == "no_face":
+        asked = asked or ["no_face"]
+    if not asked:
+        return False
+    return CAPTURE_REASONS[asked[0]]
 
 
 @dataclass(frozen=True)
@@ -83,6 +120,20 @@ class Item:
     photo: RealPhoto | None
     split: str = "holdout"
     colour: bool = True
+
+
+def _scene(
+    cache: dict[tuple[int, float], Any],
+    photo: RealPhoto,
+    species: str,
+    profile: str,
+    seed: int,
+    distance: float,
+) -> Any:
+    """The attack scene for (seed, distance), rendered once and shared by every mode."""
+    if (seed, distance) not in cache:
+        cache[(seed, distance)] = attack_scene(photo, species, profile, seed, distance)
+    return cache[(seed, distance)]
 
 
 def holdout_items() -> list[Item]:
@@ -105,6 +156,7 @@ def run(
     glints: bool = True,
     people: Path | None = None,
     attacks: bool = False,
+    adaptive: int = 0,
 ) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
@@ -114,20 +166,24 @@ def run(
     items = people_items(people) if people is not None else holdout_items()
     app = create_app(Settings(model_path=model, max_faces=1))
     rows: list[dict[str, Any]] = []
+    retried: list[dict[str, Any]] = []  # every re-presentation (--adaptive)
+    adapted: list[dict[str, Any]] = []  # each attack's last answer (--adaptive)
     with TestClient(app) as client:
         for _ in range(600):
             if client.get("/readyz").status_code == 200:
                 break
             time.sleep(0.05)
 
-        def send(files: dict[str, tuple[str, bytes]], meta: dict[str, Any]) -> None:
+        def send(
+            files: dict[str, tuple[str, bytes]], meta: dict[str, Any], into: list[dict[str, Any]]
+        ) -> dict[str, Any]:
             r = client.post("/liveness", files=files, data={"depth_scale": "0.001"})
             if r.status_code != 200:
                 raise RuntimeError(f"{meta}: HTTP {r.status_code} {r.text}")
             body = r.json()
             faces = body["faces"]
             face = faces[0] if faces else None
-            rows.append(
+            into.append(
                 {
                     **meta,
                     "decision": face["decision"] if face else "no_face",
@@ -138,6 +194,16 @@ def run(
                     "subset": body.get("modalities_used") or body.get("modalities"),
                 }
             )
+            return into[-1]
+
+        def attack_files(scene: Any, mode: str) -> dict[str, tuple[str, bytes]]:
+            parts = mode.split("+")
+            files = {"rgb": ("rgb.png", _png(cv2.cvtColor(scene.rgb, cv2.COLOR_RGB2BGR)))}
+            if "depth" in parts:
+                files["depth"] = ("depth.png", _png(scene.depth))
+            if "ir" in parts:
+                files["ir"] = ("ir.png", _png(scene.ir))
+            return files
 
         for i, item in enumerate(items):
             base = {"photo": item.name, "split": item.split, "colour": item.colour}
@@ -155,22 +221,42 @@ def run(
                     files["depth"] = ("depth.png", _png(depth))
                 if "ir" in parts:
                     files["ir"] = ("ir.png", _png(ir))
-                send(files, {**base, "mode": mode, "kind": "bona_fide"})
+                send(files, {**base, "mode": mode, "kind": "bona_fide"}, rows)
             if not attacks or item.photo is None:
                 continue
             for j, species in enumerate(PHOTO_ATTACKS):
-                scene = attack_scene(
-                    item.photo, species, PROFILES[(i + j) % 2], ATTACK_SEED_BASE + i
-                )
-                rgb_png = ("rgb.png", _png(cv2.cvtColor(scene.rgb, cv2.COLOR_RGB2BGR)))
+                profile = PROFILES[(i + j) % 2]
+                scenes: dict[tuple[int, float], Any] = {}
+
                 for mode in modes:
-                    parts = mode.split("+")
-                    files = {"rgb": rgb_png}
-                    if "depth" in parts:
-                        files["depth"] = ("depth.png", _png(scene.depth))
-                    if "ir" in parts:
-                        files["ir"] = ("ir.png", _png(scene.ir))
-                    send(files, {**base, "mode": mode, "kind": species})
+                    meta = {**base, "mode": mode, "kind": species}
+                    seed, distance = ATTACK_SEED_BASE + i, 1.0
+                    row = send(
+                        attack_files(
+                            _scene(scenes, item.photo, species, profile, seed, distance), mode
+                        ),
+                        meta,
+                        rows,
+                    )
+                    final = {**row, "tries": 0}
+                    for tries in range(1, adaptive + 1):
+                        step = retry(row["decision"], row["reasons"])
+                        if step is False:
+                            break
+                        if step is None:
+                            seed += RETRY_SEED_STEP
+                        else:
+                            distance = round(distance * float(step), 4)
+                        row = send(
+                            attack_files(
+                                _scene(scenes, item.photo, species, profile, seed, distance), mode
+                            ),
+                            {**meta, "tries": tries, "distance": distance},
+                            retried,
+                        )
+                        final = row
+                    if adaptive:
+                        adapted.append(final)
         info = client.get("/v1/models").json()
     summary = {
         mode: dict(
@@ -194,6 +280,16 @@ def run(
                 )
             )
             for mode in modes
+        }
+    if adaptive:
+        out["adaptive"] = {
+            "max_retries": adaptive,
+            "re_presentations": len(retried),
+            "summary": {
+                mode: dict(Counter(r["decision"] for r in adapted if r["mode"] == mode))
+                for mode in modes
+            },
+            "rows": adapted,
         }
     return out
 
@@ -274,6 +370,33 @@ def markdown(result: dict[str, Any]) -> str:
             for sp in PHOTO_ATTACKS:
                 n = [per[(mode, sp, d)] for d in ("spoof", "uncertain", "live", "no_face")]
                 lines.append(f"| {mode} | {sp} | " + " | ".join(map(str, n)) + " |")
+    if "adaptive" in result:
+        ad = result["adaptive"]
+        lines += [
+            "",
+            f"an attacker who follows the capture reasons, up to {ad['max_retries']} more "
+            f"presentations each ({ad['re_presentations']} in all): the last answer",
+            "",
+            "| input | spoof | uncertain | live | no face | presented again |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for mode in modes:
+            c = ad["summary"].get(mode, {})
+            again = sum(1 for r in ad["rows"] if r["mode"] == mode and r["tries"])
+            n = [c.get(d, 0) for d in ("spoof", "uncertain", "live", "no_face")]
+            lines.append(f"| {mode} | " + " | ".join(map(str, n)) + f" | {again} |")
+        still = Counter(
+            reason
+            for r in ad["rows"]
+            if r["decision"] in ("uncertain", "no_face")
+            for reason in (r["reasons"] or ["no_face"])
+        )
+        if still:
+            lines += [
+                "",
+                "still not judged because: "
+                + ", ".join(f"{k} {v}" for k, v in still.most_common()),
+            ]
     return "\n".join(lines)
 
 
@@ -305,7 +428,19 @@ def main() -> int:
         action="store_true",
         help="also render prints and replays of every photograph with a face mesh",
     )
+    ap.add_argument(
+        "--adaptive",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --attacks: present an attack again, up to N times, as its capture reason "
+        "asks (closer for face_too_small, ...), and report the last answer",
+    )
     args = ap.parse_args()
+    if args.adaptive < 0:
+        ap.error("--adaptive must be 0 or more")
+    if args.adaptive and not args.attacks:
+        ap.error("--adaptive needs --attacks")
     if args.people is not None and not (args.people / "people.csv").is_file():
         ap.error(f"--people {args.people}: no people.csv there")
     result = run(
@@ -315,6 +450,7 @@ def main() -> int:
         not args.no_glints,
         args.people,
         args.attacks,
+        args.adaptive,
     )
     print(markdown(result))
     if args.json:

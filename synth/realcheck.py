@@ -12,7 +12,7 @@ every live face, :func:`synth.materials.live_face_ir`). Nothing of it is used to
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -147,16 +147,29 @@ def live_depth_ir(
     return depth, noisy.astype(np.uint8)
 
 
-def attack_scene(photo: RealPhoto, species: str, profile: str = "d435", seed: int = 0) -> Scene:
+#: Nearest an attacker brings an instrument to the camera (mm) when asked to come closer.
+NEAREST_MM = 250.0
+
+
+def attack_scene(
+    photo: RealPhoto, species: str, profile: str = "d435", seed: int = 0, distance: float = 1.0
+) -> Scene:
     """A print or replay of the real photograph ``photo``, rendered by the generator (same
     sheet, screen and camera models as the benchmark; held-out test identities for any
-    holder in the scene). The photograph is shown as it is: no rendering of the person."""
+    holder in the scene). The photograph is shown as it is: no rendering of the person.
+    ``distance`` scales the drawn camera distance (and the lateral offset with it, so the
+    face stays where it was in the frame): an attacker moving the instrument closer (< 1,
+    never nearer than :data:`NEAREST_MM`) or farther (> 1)."""
     if species not in PRINT_SPECIES + REPLAY_SPECIES:
         raise ValueError(
             f"'{species}' does not show a photograph; choose one of "
             f"{PRINT_SPECIES + REPLAY_SPECIES}"
         )
     params = sample_params(species, profile, seed, split="test")
+    if distance != 1.0:
+        pose = params.pose
+        k = max(distance, NEAREST_MM / pose.tz)
+        params = replace(params, pose=replace(pose, tx=pose.tx * k, ty=pose.ty * k, tz=pose.tz * k))
     shown = Photo(photo.rgb.astype(np.float32) / 255.0, photo.landmarks.astype(np.float64))
     return render_params(params, photo=shown)
 
