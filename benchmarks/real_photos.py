@@ -123,16 +123,18 @@ class Item:
 
 
 def _scene(
-    cache: dict[tuple[int, float], Any],
+    cache: dict[tuple[int, float], tuple[Any, bytes]],
     photo: RealPhoto,
     species: str,
     profile: str,
     seed: int,
     distance: float,
-) -> Any:
-    """The attack scene for (seed, distance), rendered once and shared by every mode."""
+) -> tuple[Any, bytes]:
+    """The attack scene for (seed, distance) and its colour PNG, rendered and encoded once
+    and shared by every mode."""
     if (seed, distance) not in cache:
-        cache[(seed, distance)] = attack_scene(photo, species, profile, seed, distance)
+        scene = attack_scene(photo, species, profile, seed, distance)
+        cache[(seed, distance)] = (scene, _png(cv2.cvtColor(scene.rgb, cv2.COLOR_RGB2BGR)))
     return cache[(seed, distance)]
 
 
@@ -196,9 +198,10 @@ def run(
             )
             return into[-1]
 
-        def attack_files(scene: Any, mode: str) -> dict[str, tuple[str, bytes]]:
+        def attack_files(shown: tuple[Any, bytes], mode: str) -> dict[str, tuple[str, bytes]]:
+            scene, rgb_png = shown
             parts = mode.split("+")
-            files = {"rgb": ("rgb.png", _png(cv2.cvtColor(scene.rgb, cv2.COLOR_RGB2BGR)))}
+            files = {"rgb": ("rgb.png", rgb_png)}
             if "depth" in parts:
                 files["depth"] = ("depth.png", _png(scene.depth))
             if "ir" in parts:
@@ -226,7 +229,7 @@ def run(
                 continue
             for j, species in enumerate(PHOTO_ATTACKS):
                 profile = PROFILES[(i + j) % 2]
-                scenes: dict[tuple[int, float], Any] = {}
+                scenes: dict[tuple[int, float], tuple[Any, bytes]] = {}
 
                 for mode in modes:
                     meta = {**base, "mode": mode, "kind": species}

@@ -147,7 +147,8 @@ def live_depth_ir(
     return depth, noisy.astype(np.uint8)
 
 
-#: Nearest an attacker brings an instrument to the camera (mm) when asked to come closer.
+#: Least drawn distance (mm; the instrument's pose, its face may sit a little nearer) an
+#: attacker asked to come closer brings it to.
 NEAREST_MM = 250.0
 
 
@@ -159,7 +160,7 @@ def attack_scene(
     holder in the scene). The photograph is shown as it is: no rendering of the person.
     ``distance`` scales the drawn camera distance (and the lateral offset with it, so the
     face stays where it was in the frame): an attacker moving the instrument closer (< 1,
-    never nearer than :data:`NEAREST_MM`) or farther (> 1)."""
+    the drawn distance never below :data:`NEAREST_MM`) or farther (> 1)."""
     if species not in PRINT_SPECIES + REPLAY_SPECIES:
         raise ValueError(
             f"'{species}' does not show a photograph; choose one of "

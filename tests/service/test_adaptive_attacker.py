@@ -40,10 +40,12 @@ def test_closer_instrument_shows_a_larger_face_and_stops_at_the_nearest_distance
 
     far, near = ied(1.0), ied(0.7)
     assert near / far == pytest.approx(1 / 0.7, rel=0.1)
-    # Never nearer than NEAREST_MM: two requests beyond it render the same instrument.
-    assert ied(0.01) == pytest.approx(ied(0.02))
-    assert ied(0.01) > near
-    assert NEAREST_MM > 0
+    # The drawn distance stops at NEAREST_MM: two requests beyond it render the same scene.
+    nearest = attack_scene(photo, "replay_tablet", "d435", 1_300_000, NEAREST_MM / 1e4)
+    again = attack_scene(photo, "replay_tablet", "d435", 1_300_000, NEAREST_MM / 2e4)
+    assert nearest.info["distance_mm"] == again.info["distance_mm"]
+    assert np.array_equal(nearest.rgb, again.rgb)
+    assert ied(NEAREST_MM / 1e4) > near
 
 
 def test_adaptive_run_presents_again_only_as_the_reasons_ask(
