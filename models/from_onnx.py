@@ -6,8 +6,11 @@ has every learnt number but not the running statistics a network trains with. Th
 module rebuilds each network of the file (each member of an ensemble) with those folded
 weights: the convolution keeps the folded kernel and the batch norm after it becomes
 the identity with the folded shift as its bias (running mean 0, running variance
-1 − eps, scale 1). In eval mode that is exactly the exported function — checked here
-against ONNX Runtime on every modality subset before anything is written.
+1 − eps, scale 1). A batch norm that follows no convolution (the cross-attention
+fusion's) stays an operator in the file, and its statistics are copied as they are. In
+eval mode that is exactly the exported function — checked here against ONNX Runtime on
+every modality subset before anything is written. Networks whose batch norms follow
+their convolution under another name (the paper-scale ones) are refused.
 
 A network rebuilt this way must be fine-tuned with its batch norms in eval mode
 (``liveness train --freeze-batchnorm``): batch statistics of the folded activations
@@ -58,21 +61,39 @@ def _metadata(model: Any) -> dict[str, Any]:
     }
 
 
-def _unfold(net: nn.Module, weights: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """``net``'s state dict filled from the ONNX initialisers (``net.`` + key), each
-    batch norm the identity plus the folded shift of the convolution before it."""
+def _unfold(
+    net: nn.Module, weights: dict[str, np.ndarray], kept: dict[str, list[str]]
+) -> tuple[dict[str, torch.Tensor], int]:
+    """``net``'s state dict filled from the ONNX initialisers (``net.`` + key) and how many
+    batch norms were folded. A folded batch norm becomes the identity plus the shift of the
+    convolution before it; one the exporter kept as an operator (``kept``: its scale
+    initialiser → the node's scale, shift, mean and variance inputs) is copied as it is."""
     state = net.state_dict()
     out: dict[str, torch.Tensor] = {}
+    folded = 0
     modules = dict(net.named_modules())
     for name, module in modules.items():
         if not isinstance(module, nn.modules.batchnorm._BatchNorm):
+            continue
+        n = module.num_features
+        node = kept.get(f"{_PREFIX}{name}.weight")
+        if node is not None and all(i in weights for i in node):
+            for key, source in zip(
+                ("weight", "bias", "running_mean", "running_var"), node, strict=True
+            ):
+                out[f"{name}.{key}"] = torch.from_numpy(weights[source].astype(np.float32).copy())
+            out[f"{name}.num_batches_tracked"] = torch.zeros((), dtype=torch.long)
             continue
         parent, _, index = name.rpartition(".")
         conv = f"{parent}.{int(index) - 1}" if index.isdigit() else ""
         shift = weights.get(f"{_PREFIX}{conv}.weight_bias")
         if not isinstance(modules.get(conv), nn.Conv2d) or shift is None:
-            raise RecoveryError(f"batch norm '{name}' has no folded convolution before it")
-        n = module.num_features
+            raise RecoveryError(
+                f"batch norm '{name}' is neither kept in the file nor folded into a convolution "
+                "just before it in the same Sequential (the flexlive_lite layout); this "
+                "network cannot be rebuilt from its ONNX file"
+            )
+        folded += 1
         out[f"{name}.weight"] = torch.ones(n)
         out[f"{name}.bias"] = torch.from_numpy(shift.astype(np.float32).copy())
         out[f"{name}.running_mean"] = torch.zeros(n)
@@ -93,7 +114,7 @@ def _unfold(net: nn.Module, weights: dict[str, np.ndarray]) -> dict[str, torch.T
         out[key] = torch.from_numpy(array.astype(np.float32).copy())
     if missing:
         raise RecoveryError(f"weights missing from the file: {', '.join(missing[:8])}")
-    return out
+    return out, folded
 
 
 def _parity(net: nn.Module, model_bytes: bytes, size: int) -> float:
@@ -133,9 +154,15 @@ def checkpoints_from_onnx(model: str | Path, out: str | Path) -> list[Path]:
         raise RecoveryError(f"{path}: not a readable ONNX file ({exc})") from None
     meta = _metadata(proto)
     weights = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    kept = {
+        node.input[1]: list(node.input[1:5])
+        for node in proto.graph.node
+        if node.op_type == "BatchNormalization"
+    }
     spec = meta["network"]
     net = create_model(spec["name"], **spec.get("overrides", {}))
-    net.load_state_dict(_unfold(net, weights))
+    state, folded = _unfold(net, weights, kept)
+    net.load_state_dict(state)
     net.eval()
     worst = _parity(net, proto.SerializeToString(), int(net.input_size))
     if worst > PARITY_TOLERANCE:
@@ -154,7 +181,7 @@ def checkpoints_from_onnx(model: str | Path, out: str | Path) -> list[Path]:
             "model": member.config(),
             "state_dict": {key: v.detach().clone() for key, v in member.state_dict().items()},
             "depth_range_mm": meta["depth_range_mm"],
-            FOLDED_KEY: True,
+            FOLDED_KEY: folded > 0,
             "source": {
                 "onnx": str(path),
                 "name": meta["name"],

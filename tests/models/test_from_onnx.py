@@ -130,3 +130,34 @@ def test_files_that_are_not_an_exported_model_are_refused(tmp_path: Path) -> Non
     garbage.write_bytes(b"not a model")
     result = CliRunner().invoke(checkpoints, [str(garbage), "--out", str(tmp_path / "z")])
     assert result.exit_code == 1 and "not a readable ONNX file" in result.output
+
+
+def test_a_batch_norm_kept_as_an_operator_is_copied(tmp_path: Path) -> None:
+    """The cross-attention fusion normalises a sum, not a convolution: the exporter keeps
+    that batch norm as an operator, and the rebuild copies its statistics as they are."""
+    from models.export import to_onnx_bytes
+    from models.nets.registry import create_model
+
+    torch.manual_seed(0)
+    net = create_model("flexlive_lite", fusion="cross_attention")
+    norm = net.fusion.norm  # type: ignore[union-attr]
+    with torch.no_grad():  # trained-looking statistics (identical ones share one initialiser)
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_()
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_()
+    net.eval()
+    proto = onnx.load_from_string(to_onnx_bytes(net))
+    onnx.helper.set_model_props(proto, {"flexlive.evaluation": json.dumps({"model": net.config()})})
+    path = tmp_path / "xattn.onnx"
+    onnx.save(proto, str(path))
+    (ckpt_path,) = checkpoints_from_onnx(path, tmp_path / "rebuilt")
+    rebuilt, ckpt = load_checkpoint(ckpt_path)
+    assert ckpt[FOLDED_KEY]  # the other batch norms were folded into their convolutions
+    for key in ("running_mean", "running_var", "weight", "bias"):
+        torch.testing.assert_close(
+            getattr(rebuilt.fusion.norm, key),
+            getattr(norm, key),  # type: ignore[union-attr]
+        )
