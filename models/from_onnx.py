@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from models.nets.registry import create_model
-from models.spec import CHANNELS, MODALITIES
+from models.spec import CHANNELS, INPUT_PRESENT, MODALITIES, OUTPUT_SCORE
 
 #: Checkpoint key telling ``liveness train --init`` that the batch norms are folded.
 FOLDED_KEY = "batchnorm_folded"
@@ -133,7 +133,7 @@ def _parity(net: nn.Module, model_bytes: bytes, size: int) -> float:
             continue
         present = np.tile(np.array(mask, np.float32), (4, 1))
         inputs = {m: feeds[m] * present[:, i, None, None, None] for i, m in enumerate(MODALITIES)}
-        ref = session.run(["score"], {**inputs, "present": present})[0].reshape(-1)
+        ref = session.run([OUTPUT_SCORE], {**inputs, INPUT_PRESENT: present})[0].reshape(-1)
         with torch.no_grad():
             got = net(*(torch.from_numpy(inputs[m]) for m in MODALITIES), torch.from_numpy(present))
         worst = max(worst, float(np.abs(got["score"].numpy().reshape(-1) - ref).max()))
@@ -160,7 +160,12 @@ def checkpoints_from_onnx(model: str | Path, out: str | Path) -> list[Path]:
         if node.op_type == "BatchNormalization"
     }
     spec = meta["network"]
-    net = create_model(spec["name"], **spec.get("overrides", {}))
+    try:
+        net = create_model(spec["name"], **spec.get("overrides", {}))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RecoveryError(
+            f"the metadata names a network this version cannot build: {exc}"
+        ) from None
     state, folded = _unfold(net, weights, kept)
     net.load_state_dict(state)
     net.eval()
@@ -177,6 +182,8 @@ def checkpoints_from_onnx(model: str | Path, out: str | Path) -> list[Path]:
         folder = dest / f"member-{k}" if len(members) > 1 else dest
         folder.mkdir(parents=True, exist_ok=True)
         ckpt = {
+            # The exported input contract: depth in millimetres (the file does not say how
+            # its training crops were stored; a fine-tuning run sets its own encoding).
             "config": {"depth_encoding": "mm16", "depth_range_mm": meta["depth_range_mm"]},
             "model": member.config(),
             "state_dict": {key: v.detach().clone() for key, v in member.state_dict().items()},

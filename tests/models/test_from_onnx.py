@@ -126,6 +126,12 @@ def test_files_that_are_not_an_exported_model_are_refused(tmp_path: Path) -> Non
     with pytest.raises(RecoveryError, match="shape"):
         checkpoints_from_onnx(other, tmp_path / "y")
     assert not (tmp_path / "y").exists()  # nothing written
+    for prop in proto.metadata_props:
+        if prop.key == "flexlive.evaluation":
+            prop.value = json.dumps({"model": {"name": "no_such_net", "overrides": {}}})
+    onnx.save(proto, str(other))
+    with pytest.raises(RecoveryError, match="cannot build.*no_such_net"):
+        checkpoints_from_onnx(other, tmp_path / "y")
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a model")
     result = CliRunner().invoke(checkpoints, [str(garbage), "--out", str(tmp_path / "z")])
