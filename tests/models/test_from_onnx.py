@@ -167,3 +167,13 @@ def test_a_batch_norm_kept_as_an_operator_is_copied(tmp_path: Path) -> None:
             getattr(rebuilt.fusion.norm, key),
             getattr(norm, key),  # type: ignore[union-attr]
         )
+
+
+def test_cli_writes_one_checkpoint_per_member(tmp_path: Path) -> None:
+    from service.cli import main
+
+    result = CliRunner().invoke(main, ["checkpoints", str(BUNDLED), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    written = [line.split(": ", 1)[1] for line in result.output.splitlines()]
+    assert written == [str(tmp_path / f"member-{k}" / "checkpoint.pt") for k in (0, 1)]
+    assert all(Path(p).is_file() for p in written)
