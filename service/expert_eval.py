@@ -49,6 +49,7 @@ from service.pipeline import (
     COLOUR_ONLY,
     DEFAULT_EXPERT_VETO,
     DEFAULT_SPOOF_POINT,
+    components_agree_live,
     decide,
     decide_for_subset,
     expert_vetoes,
@@ -326,6 +327,7 @@ def evaluate(
     spec: Any,
     fusion: ExpertFusion | None,
     veto: float = DEFAULT_EXPERT_VETO,
+    ood_agreement: bool = True,
 ) -> dict[str, Any]:
     """Per subset: synthetic ACER without and with the expert (default operating point),
     and decisions on synthetic scenes, real photographs and attacks rendered from them.
@@ -333,8 +335,10 @@ def evaluate(
     Modes: ``flexmodal`` (the network alone, expert off), ``fused`` (the subset's fusion,
     where the model has one) and ``vetoed`` (subsets with colour: the fused score where the
     subset has a fusion, else the network's, with a ``spoof`` turned ``uncertain`` where it
-    rests on colour and the expert says live — ``LIVENESS_RGB_EXPERT_VETO`` —, and a ``live``
-    on a face only depth showed turned ``uncertain``: what the service decides)."""
+    rests on colour and the expert says live — ``LIVENESS_RGB_EXPERT_VETO`` —, a ``live``
+    on a face only depth showed turned ``uncertain``, and, where fused, an
+    out-of-distribution face decided by its scores when all of them say live —
+    ``LIVENESS_RGB_EXPERT_OOD_AGREEMENT`` (``ood_agreement``): what the service decides)."""
     op = spec.default_operating_point
     margin = spec.uncertain_margin
     sp = DEFAULT_SPOOF_POINT if DEFAULT_SPOOF_POINT in spec.operating_points else None
@@ -389,10 +393,20 @@ def evaluate(
                 t: float = t,
                 sp: float | None = s_point,
                 n: str = name,
+                tf: float = spec.threshold(op, subset),
             ) -> str:
                 if r.flexmodal is None:
                     return "no_face" if "no_face" in r.reasons else "uncertain"
-                if r.reasons or r.used != n or (f and r.rgb_expert is None):
+                if r.used != n or (f and r.rgb_expert is None):
+                    return "uncertain"
+                if r.reasons and not (
+                    m == "vetoed"
+                    and f
+                    and ood_agreement
+                    and r.reasons == ["out_of_distribution"]
+                    and r.rgb_expert is not None
+                    and components_agree_live(score(r), t, r.flexmodal, tf, r.rgb_expert, margin)
+                ):
                     return "uncertain"
                 d = decide(score(r), t, margin, sp)
                 if m == "vetoed" and d == "live" and r.detector == "depth" and "rgb" in r.used:
@@ -654,6 +668,13 @@ def calibrate_command(
     help="As LIVENESS_RGB_EXPERT_VETO: the expert's score above which an unfused 'spoof' is "
     "'uncertain' (the 'vetoed' rows); 1 = off.",
 )
+@click.option(
+    "--ood-agreement/--no-ood-agreement",
+    default=True,
+    show_default=True,
+    help="As LIVENESS_RGB_EXPERT_OOD_AGREEMENT: where fused, an out-of-distribution face "
+    "whose fused, flexible-modal and expert scores all say live is decided (the 'vetoed' rows).",
+)
 def eval_command(
     model: Path,
     synth_per_cell: int,
@@ -662,12 +683,13 @@ def eval_command(
     networks: str,
     json_out: Path | None,
     veto: float,
+    ood_agreement: bool,
 ) -> None:
     """Every subset with and without the expert on the test set (default operating point)."""
     scorer = Scorer.load(model, _networks(networks))
     data = cached_rows(scorer, "test", synth_per_cell, attacks_per_photo, rows)
     spec = scorer.engine.spec
-    report = evaluate(data, spec, spec.expert_fusion(), veto)
+    report = evaluate(data, spec, spec.expert_fusion(), veto, ood_agreement)
     click.echo(format_report(report))
     if json_out is not None:
         json_out.write_text(json.dumps(report, indent=1))

@@ -17,7 +17,10 @@ is never ``live``: ``uncertain`` with reason ``face_only_in_depth``. A ``spoof``
 rests on colour (colour was the only modality used, or the same face scored without
 colour is not ``spoof``) and that the RGB expert contradicts (its score above
 ``LIVENESS_RGB_EXPERT_VETO``) is ``uncertain`` with reason ``components_disagree`` (see
-:func:`expert_vetoes`).
+:func:`expert_vetoes`). A face whose features are out of distribution is ``uncertain``
+(``out_of_distribution``) unless the subset is fused with the RGB expert and the fused
+score, the flexible-modal score alone and the expert alone all say live
+(:func:`components_agree_live`, ``LIVENESS_RGB_EXPERT_OOD_AGREEMENT``).
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ REASON_OUT_OF_DISTRIBUTION = Reason.OUT_OF_DISTRIBUTION.value
 DEFAULT_SPOOF_POINT = "bpcer1"
 #: The RGB expert's score above which an unfused ``spoof`` is ``uncertain`` (its argmax).
 DEFAULT_EXPERT_VETO = 0.5
+#: The RGB expert's own decision point (the argmax of its two classes).
+EXPERT_DECISION_POINT = 0.5
 #: Names of the score components in ``FaceAnalysis.scores``.
 COMPONENT_FLEXMODAL = "flexmodal"
 COMPONENT_RGB_EXPERT = "rgb_expert"
@@ -176,6 +181,30 @@ def expert_vetoes(
     return alone is not None and alone != "spoof"
 
 
+def components_agree_live(
+    fused: float,
+    fused_threshold: float,
+    flexmodal: float,
+    flexmodal_threshold: float,
+    expert: float,
+    margin: float,
+) -> bool:
+    """Whether an out-of-distribution face is decided ``live`` all the same: the fused score,
+    the flexible-modal score alone (at the subset's own threshold) and the RGB expert alone
+    (above :data:`EXPERT_DECISION_POINT`) all say live.
+
+    ``out_of_distribution`` says the flexible-modal score may be unreliable; a second model
+    trained on real captures agreeing with it is a second key. Neither key alone opens: the
+    expert alone calls a sharp phone replay live (measured, docs/rgb-expert.md), and the
+    flexible-modal score alone is what the distance put in doubt. Never turns anything
+    ``spoof``; a face it does not open stays ``uncertain``."""
+    return (
+        fused >= fused_threshold + margin
+        and flexmodal >= flexmodal_threshold + margin
+        and expert > EXPERT_DECISION_POINT
+    )
+
+
 def score_without_colour(engine: InferenceEngine, crops: Any, used: list[str]) -> float | None:
     """The model's score on ``crops`` with colour removed: how the same face scores on
     depth and/or IR alone. None unless colour was used together with another modality the
@@ -257,6 +286,9 @@ class LivenessPipeline:
         self.max_faces = int(getattr(settings, "max_faces", 5))
         #: Unfused ``spoof`` becomes ``uncertain`` when the expert's score is above this.
         self.expert_veto = float(getattr(settings, "rgb_expert_veto", DEFAULT_EXPERT_VETO))
+        #: An out-of-distribution face may be ``live`` when both components and the fusion
+        #: agree (:func:`components_agree_live`).
+        self.ood_agreement = bool(getattr(settings, "rgb_expert_ood_agreement", True))
         self._pool: ThreadPoolExecutor | None = None  # the RGB expert's threads, made on use
         self._pool_lock = threading.Lock()
 
@@ -353,6 +385,7 @@ class LivenessPipeline:
         # Score distributions differ by modality subset: use the subset's own
         # dev-calibrated threshold when the model carries one (the global one otherwise).
         threshold = self.engine.spec.threshold(op, used)
+        flexmodal_threshold = threshold
         spoof_op = self.spoof_operating_point
         spoof_point = self.engine.spec.threshold(spoof_op, used) if spoof_op else None
         ood_threshold = self.engine.spec.ood_threshold(used)
@@ -424,6 +457,23 @@ class LivenessPipeline:
                         reasons.append(REASON_OUT_OF_DISTRIBUTION)
             if not supported:
                 reasons.append(Reason.UNSUPPORTED_SUBSET.value)
+            if (
+                reasons == [REASON_OUT_OF_DISTRIBUTION]
+                and self.ood_agreement
+                and subset_fusion is not None
+                and value is not None
+                and isinstance(score, Scored)
+                and components.get(COMPONENT_RGB_EXPERT) is not None
+                and components_agree_live(
+                    value,
+                    threshold,
+                    score.score,
+                    flexmodal_threshold,
+                    float(components[COMPONENT_RGB_EXPERT] or 0.0),
+                    margin,
+                )
+            ):
+                reasons = []  # both keys open; ood_distance still shows the distance
             if value is None or reasons:
                 decision: Decision = "uncertain"
             else:

@@ -173,6 +173,13 @@ class Settings(BaseSettings):
         "(components_disagree) when the expert's bona fide probability is above this. "
         "0.5 = the expert's own decision; 1 = off.",
     )
+    rgb_expert_ood_agreement: bool = Field(
+        default=True,
+        description="Where the modality subset is fused with the RGB expert, a face that is "
+        "out of distribution for the flexible-modal model and has no other reason is 'live' "
+        "when the fused score, the flexible-modal score alone and the expert alone all say "
+        "live. Off: out_of_distribution always answers 'uncertain'.",
+    )
     providers: Literal["auto", "cpu", "cuda"] = Field(
         default="auto",
         description="Execution provider: 'auto' = CUDA when onnxruntime-gpu sees a GPU, else "

@@ -173,3 +173,28 @@ def test_an_old_rows_cache_is_refused_not_silently_unvetoed(tmp_path: Path) -> N
     old.write_text(json.dumps([record]))
     with pytest.raises(click.ClickException, match="older FlexLive"):
         load_rows(old)
+
+
+def test_eval_decides_an_out_of_distribution_face_when_every_key_says_live(
+    scorer: Scorer,
+) -> None:
+    """As served (LIVENESS_RGB_EXPERT_OOD_AGREEMENT): an out-of-distribution face, RGB
+    alone and fused, is live in the 'vetoed' rows when the fused score, the network alone
+    and the expert alone all say live; uncertain when the expert's key is closed, in the
+    'fused' rows (the score alone) and with the setting off; a second reason keeps it
+    uncertain."""
+    spec = scorer.engine.spec
+    fusion = spec.expert_fusion()
+    assert fusion is not None
+    ood = ["out_of_distribution"]
+    rows = [
+        Row("real", "bona_fide", 1, "rgb", "rgb", 0.95, 0.95, ood, item="a"),
+        Row("real_attack", "replay_phone", 0, "rgb", "rgb", 0.95, 0.45, ood, item="a"),
+        Row("real_attack", "print_flat", 0, "rgb", "rgb", 0.95, 0.95, [*ood, "too_bright"]),
+    ]
+    report = evaluate(rows, spec, fusion)["rgb"]
+    assert report["vetoed"]["real"] == {"live": 1}
+    assert report["vetoed"]["real_attack"] == {"uncertain": 2}
+    assert report["fused"]["real"] == {"uncertain": 1}
+    off = evaluate(rows, spec, fusion, ood_agreement=False)["rgb"]["vetoed"]
+    assert off["real"] == {"uncertain": 1}

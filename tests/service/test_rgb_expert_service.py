@@ -282,3 +282,47 @@ def test_physical_evidence_outweighs_the_expert() -> None:
         assert face.decision == decision, (expert, face)
         assert ("components_disagree" in face.reasons) == (decision == "uncertain"), face
         assert len(calls) == 1  # nothing to re-score without colour
+
+
+def test_components_agree_live_needs_every_key() -> None:
+    from service.pipeline import components_agree_live
+
+    # fused 0.8 vs 0.6, flexible-modal 0.75 vs 0.55, expert 0.9; margin 0.05
+    assert components_agree_live(0.8, 0.6, 0.75, 0.55, 0.9, 0.05)
+    assert not components_agree_live(0.64, 0.6, 0.75, 0.55, 0.9, 0.05)  # fused in the band
+    assert not components_agree_live(0.8, 0.6, 0.59, 0.55, 0.9, 0.05)  # network not live
+    assert not components_agree_live(0.8, 0.6, 0.75, 0.55, 0.5, 0.05)  # expert at its argmax
+
+
+def test_out_of_distribution_face_is_live_only_when_both_components_and_the_fusion_agree() -> None:
+    """A real portrait (RGB alone, fused) whose embedding is out of distribution: with
+    LIVENESS_RGB_EXPERT_OOD_AGREEMENT off it is uncertain (out_of_distribution); on, it is
+    live because the fused score, the network alone and the expert alone all say live —
+    and the distance is still reported. With the expert's key closed it stays uncertain."""
+    import matplotlib as mpl
+
+    from service.oneshot import LocalScorer
+
+    data = (Path(mpl.get_data_path()) / "sample_data" / "grace_hopper.jpg").read_bytes()
+    off = LocalScorer(
+        Settings(model_path=DEFAULT_MODEL_PATH, max_faces=1, rgb_expert_ood_agreement=False)
+    )
+    ood_face = off.score({"rgb": data}).faces[0]
+    assert ood_face.reasons == ["out_of_distribution"] and ood_face.decision == "uncertain"
+
+    on = LocalScorer(Settings(model_path=DEFAULT_MODEL_PATH, max_faces=1))
+    body = on.score({"rgb": data})
+    face = body.faces[0]
+    assert body.scoring == "flexmodal+rgb_expert"
+    threshold = on.pipeline.engine.spec.ood_threshold(["rgb"])
+    assert face.ood_distance == ood_face.ood_distance and face.ood_distance > threshold
+    assert face.scores is not None and face.scores["rgb_expert"] > 0.5
+    op = body.operating_point
+    assert face.score is not None and face.score >= op.threshold + op.uncertain_margin
+    assert face.decision == "live" and face.reasons == [], face
+
+    pipeline = on.pipeline
+    assert pipeline.expert is not None
+    pipeline.expert.score = lambda rgb, boxes: [0.45] * len(boxes)  # type: ignore[method-assign]
+    closed = on.score({"rgb": data}).faces[0]
+    assert closed.decision == "uncertain" and closed.reasons == ["out_of_distribution"], closed
