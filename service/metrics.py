@@ -106,6 +106,13 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.ood_agreements = Counter(
+            "liveness_ood_agreements",
+            "Faces out of distribution for the flexible-modal model that were decided because "
+            "the fused score, the model alone and the RGB expert alone all said live "
+            "(LIVENESS_RGB_EXPERT_OOD_AGREEMENT).",
+            registry=r,
+        )
         self.in_flight = Gauge(
             "liveness_in_flight_requests",
             "Liveness requests being analysed now.",

@@ -105,6 +105,9 @@ class FaceAnalysis:
     ood_distance: float | None = None  # distance to the training data; None without OOD
     #: The components behind ``score``: "flexmodal" and, when it ran, "rgb_expert".
     scores: dict[str, float | None] = field(default_factory=dict)
+    #: Out of distribution, yet decided because every component said live
+    #: (:func:`components_agree_live`); counted in metrics, not part of the response.
+    ood_agreement: bool = False
 
 
 @dataclass
@@ -434,6 +437,7 @@ class LivenessPipeline:
             value: float | None = None
             distance: float | None = None
             components: dict[str, float | None] = {}
+            agreed = False
             if isinstance(expert, Exception):
                 logger.warning("RGB expert failed on a face: %s", expert)
             if isinstance(score, Exception):
@@ -474,6 +478,7 @@ class LivenessPipeline:
                 )
             ):
                 reasons = []  # both keys open; ood_distance still shows the distance
+                agreed = True
             if value is None or reasons:
                 decision: Decision = "uncertain"
             else:
@@ -502,6 +507,7 @@ class LivenessPipeline:
                     reasons=list(dict.fromkeys(reasons)),
                     ood_distance=distance,
                     scores=components,
+                    ood_agreement=agreed,
                 )
             )
         timings = {

@@ -184,6 +184,8 @@ def _record(metrics: Metrics, analysis: Analysis) -> None:
             metrics.component_scores.labels("fused").observe(face.score)
         for r in face.reasons:
             metrics.reasons.labels(r).inc()
+        if face.ood_agreement:
+            metrics.ood_agreements.inc()
     for r in analysis.reasons:
         metrics.reasons.labels(r).inc()
     metrics.faces_per_request.observe(len(analysis.faces))

@@ -326,3 +326,26 @@ def test_out_of_distribution_face_is_live_only_when_both_components_and_the_fusi
     pipeline.expert.score = lambda rgb, boxes: [0.45] * len(boxes)  # type: ignore[method-assign]
     closed = on.score({"rgb": data}).faces[0]
     assert closed.decision == "uncertain" and closed.reasons == ["out_of_distribution"], closed
+
+
+def test_a_face_decided_by_agreement_is_counted(client: httpx.Client) -> None:
+    """Over HTTP: the out-of-distribution portrait decided live by agreement carries no
+    reason in the answer, so /metrics counts it apart (liveness_ood_agreements_total)."""
+    import matplotlib as mpl
+
+    def count() -> float:
+        for line in client.get("/metrics").text.splitlines():
+            if line.startswith("liveness_ood_agreements_total "):
+                return float(line.split()[1])
+        raise AssertionError("liveness_ood_agreements_total not exposed")
+
+    before = count()
+    data = (Path(mpl.get_data_path()) / "sample_data" / "grace_hopper.jpg").read_bytes()
+    r = client.post("/liveness", files={"rgb": ("portrait.jpg", data, "image/jpeg")})
+    assert r.status_code == 200, r.text
+    face = r.json()["faces"][0]
+    assert face["decision"] == "live" and face["reasons"] == []
+    assert "ood_agreement" not in face  # internal, not part of the response
+    assert count() == before + 1
+    _face(client, _sample("live_T1"))  # an in-distribution live face is not counted
+    assert count() == before + 1
