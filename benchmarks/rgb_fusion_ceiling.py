@@ -34,15 +34,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from models.fusion import logit  # noqa: E402
 from service.expert_eval import Row, load_rows  # noqa: E402
 
 #: Expert weights tried (the flexible-modal model gets 1 − a).
 WEIGHTS = tuple(round(a, 2) for a in np.linspace(0.0, 1.0, 21))
-
-
-def _logit(p: float) -> float:
-    q = min(max(p, 1e-6), 1.0 - 1e-6)
-    return math.log(q / (1.0 - q))
 
 
 #: Reasons that come from the scores, not from the capture: not a limit on any policy.
@@ -96,15 +92,13 @@ def analyse(rows: list[Row], subset: str, min_live: float) -> dict[str, Any]:
         "min_live": min_live,
         "weights": [],
     }
+    # the components' logits as the fusion takes them (models.fusion: same clipping)
+    people_f, people_e = (logit([getattr(r, c) for r in sp]) for c in ("flexmodal", "rgb_expert"))
+    attack_f, attack_e = (logit([getattr(r, c) for r in sa]) for c in ("flexmodal", "rgb_expert"))
     for a in WEIGHTS:
-
-        def fuse(r: Row, a: float = a) -> float:
-            assert r.flexmodal is not None and r.rgb_expert is not None
-            return (1.0 - a) * _logit(r.flexmodal) + a * _logit(r.rgb_expert)
-
         res = ceiling(
-            np.array([fuse(r) for r in sp]),
-            np.array([fuse(r) for r in sa]),
+            (1.0 - a) * people_f + a * people_e,
+            (1.0 - a) * attack_f + a * attack_e,
             len(attacks),
             len(people),
             min_live,
